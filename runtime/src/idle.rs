@@ -1,0 +1,203 @@
+//! Idle workers: bounded spinning, sleeping, and waking without losing a wake-up.
+//!
+//! Go's protocol (proc.go, "Worker thread parking/unparking"), in four steps:
+//!
+//! 1. Whoever makes work runnable (spawn, wake, the poll thread) calls [`Idle::notify_work`]
+//!    *after* publishing it: if some worker is spinning, that worker will find the work;
+//!    otherwise one sleeping worker is woken and counted as spinning.
+//! 2. A worker that finds no work may spin (look for work to steal) if fewer than half of the
+//!    active workers already spin ([`Idle::try_spin`]).
+//! 3. A spinning worker that finds work stops spinning; if it was the last spinner it wakes
+//!    another ([`Idle::found_work`]), because the work it found may have come in a batch.
+//! 4. A worker that gives up first registers as a sleeper and stops spinning
+//!    ([`Idle::prepare_sleep`]), *then* looks at every queue once more; only if all are empty
+//!    does it sleep. If it found work, [`Idle::cancel_sleep`] tells it whether a notifier
+//!    already took it off the sleeper list (then it counts as spinning).
+//!
+//! Why no wake-up is lost: the notifier does (publish work; SeqCst fence; read the counters)
+//! and the sleeper does (update the counters; SeqCst fence; read the queues). By the total
+//! order of the two fences, either the notifier sees the sleeper registered (and wakes it or
+//! relies on a spinner that will look at the queues), or the sleeper's final look sees the
+//! work.
+
+use std::sync::atomic::{fence, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
+
+/// The shared idle state of one runtime.
+pub(crate) struct Idle {
+    num_spinning: AtomicUsize,
+    num_sleeping: AtomicUsize,
+    /// Indices of sleeping workers; the lock orders registrations against wake-ups.
+    sleepers: Mutex<Vec<usize>>,
+}
+
+impl Idle {
+    pub(crate) fn new() -> Idle {
+        Idle {
+            num_spinning: AtomicUsize::new(0),
+            num_sleeping: AtomicUsize::new(0),
+            sleepers: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Step 1. Returns the index of a worker to unpark, if one must be woken.
+    pub(crate) fn notify_work(&self) -> Option<usize> {
+        // Pairs with the fence in `prepare_sleep`.
+        fence(Ordering::SeqCst);
+        if self.num_spinning.load(Ordering::SeqCst) != 0
+            || self.num_sleeping.load(Ordering::SeqCst) == 0
+        {
+            return None;
+        }
+        let mut sleepers = self.sleepers.lock().unwrap_or_else(|e| e.into_inner());
+        if self.num_spinning.load(Ordering::SeqCst) != 0 {
+            return None;
+        }
+        let index = sleepers.pop()?;
+        self.num_sleeping.fetch_sub(1, Ordering::SeqCst);
+        // The woken worker starts out spinning, so concurrent notifiers do not wake more.
+        self.num_spinning.fetch_add(1, Ordering::SeqCst);
+        Some(index)
+    }
+
+    /// Step 2: may this worker spin? At most half of the `active` workers spin at once.
+    pub(crate) fn try_spin(&self, active: usize) -> bool {
+        let spinning = self.num_spinning.load(Ordering::SeqCst);
+        if 2 * spinning >= active.max(2) {
+            return false;
+        }
+        self.num_spinning.fetch_add(1, Ordering::SeqCst);
+        true
+    }
+
+    /// Step 3: a spinning worker found work. Returns true if it was the last spinner (the
+    /// caller then notifies, so another worker looks for the rest of a batch).
+    pub(crate) fn found_work(&self) -> bool {
+        self.num_spinning.fetch_sub(1, Ordering::SeqCst) == 1
+    }
+
+    /// A spinning worker stops spinning without having found work.
+    pub(crate) fn stop_spinning(&self) {
+        self.num_spinning.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Step 4: registers `index` as a sleeper (and ends its spinning). The caller must then
+    /// look at every queue and either sleep or call `cancel_sleep`.
+    pub(crate) fn prepare_sleep(&self, index: usize, spinning: bool) {
+        {
+            let mut sleepers = self.sleepers.lock().unwrap_or_else(|e| e.into_inner());
+            sleepers.push(index);
+            self.num_sleeping.fetch_add(1, Ordering::SeqCst);
+        }
+        if spinning {
+            self.num_spinning.fetch_sub(1, Ordering::SeqCst);
+        }
+        // Pairs with the fence in `notify_work`.
+        fence(Ordering::SeqCst);
+    }
+
+    /// The final look found work. Returns true if `index` was still registered (it is now a
+    /// normal running worker); false if a notifier already woke it (it now counts as
+    /// spinning, and its parker holds a token).
+    pub(crate) fn cancel_sleep(&self, index: usize) -> bool {
+        let mut sleepers = self.sleepers.lock().unwrap_or_else(|e| e.into_inner());
+        match sleepers.iter().position(|&i| i == index) {
+            Some(position) => {
+                sleepers.swap_remove(position);
+                self.num_sleeping.fetch_sub(1, Ordering::SeqCst);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Every sleeping worker, for shutdown.
+    pub(crate) fn take_all_sleepers(&self) -> Vec<usize> {
+        let mut sleepers = self.sleepers.lock().unwrap_or_else(|e| e.into_inner());
+        self.num_sleeping.store(0, Ordering::SeqCst);
+        std::mem::take(&mut *sleepers)
+    }
+
+    pub(crate) fn sleeping(&self) -> usize {
+        self.num_sleeping.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn spinning(&self) -> usize {
+        self.num_spinning.load(Ordering::Relaxed)
+    }
+}
+
+/// Blocks one worker thread; a token-based `park`/`unpark` pair.
+pub(crate) struct Parker {
+    notified: Mutex<bool>,
+    condvar: Condvar,
+}
+
+impl Parker {
+    pub(crate) fn new() -> Parker {
+        Parker {
+            notified: Mutex::new(false),
+            condvar: Condvar::new(),
+        }
+    }
+
+    /// Sleeps until `unpark` is or was called; consumes the token.
+    pub(crate) fn park(&self) {
+        let mut notified = self.notified.lock().unwrap_or_else(|e| e.into_inner());
+        while !*notified {
+            notified = self
+                .condvar
+                .wait(notified)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        *notified = false;
+    }
+
+    /// Drops a pending token (the worker found work after being woken).
+    pub(crate) fn reset(&self) {
+        *self.notified.lock().unwrap_or_else(|e| e.into_inner()) = false;
+    }
+
+    pub(crate) fn unpark(&self) {
+        let mut notified = self.notified.lock().unwrap_or_else(|e| e.into_inner());
+        *notified = true;
+        self.condvar.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    /// The lost-wake-up race, many times: a sleeper's last look and a notifier's publish
+    /// interleave on two threads; the sleeper must always either see the work or be woken.
+    #[test]
+    fn no_lost_wakeup_between_last_look_and_notify() {
+        for _ in 0..20_000 {
+            let idle = Arc::new(Idle::new());
+            let parker = Arc::new(Parker::new());
+            let work = Arc::new(AtomicBool::new(false));
+            let sleeper = {
+                let (idle, parker, work) = (idle.clone(), parker.clone(), work.clone());
+                std::thread::spawn(move || {
+                    idle.prepare_sleep(0, false);
+                    if work.load(Ordering::SeqCst) {
+                        if !idle.cancel_sleep(0) {
+                            parker.reset();
+                        }
+                        return;
+                    }
+                    parker.park();
+                })
+            };
+            work.store(true, Ordering::SeqCst);
+            if let Some(index) = idle.notify_work() {
+                assert_eq!(index, 0);
+                parker.unpark();
+            }
+            sleeper.join().unwrap();
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! The monitor thread (Go's sysmon): keeps ready coroutines running when a worker is stuck.
+//!
+//! Rust cannot preempt a coroutine safely, so a coroutine that blocks its thread (a blocking
+//! syscall, `std::thread::sleep`, a long loop) holds its worker. Every [`TICK`] the monitor
+//! looks at each worker's tick counter; a worker inside the same coroutine for two ticks in a
+//! row is *stuck*. If work is waiting, the monitor first wakes a sleeping worker (it will
+//! steal the stuck worker's queue); if none sleeps, it starts a spare worker thread in a
+//! free slot (a *hand-off*, counted in stats). Spares retire when no worker is stuck and they
+//! find no work. The stuck worker itself continues when its coroutine returns control.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use crate::runtime::Shared;
+use crate::worker::worker_main;
+
+/// How often the monitor looks.
+pub(crate) const TICK: Duration = Duration::from_millis(5);
+
+/// Body of the monitor thread.
+pub(crate) fn monitor_main(shared: Arc<Shared>) {
+    let mut last_ticks: Vec<u64> = vec![0; shared.slots.len()];
+    let mut spares: Vec<thread::JoinHandle<()>> = Vec::new();
+    while !shared.is_shutdown() {
+        thread::sleep(TICK);
+        spares.retain(|handle| !handle.is_finished());
+        let mut stuck = 0;
+        for (index, slot) in shared.slots.iter().enumerate() {
+            let ticks = slot.ticks.load(Ordering::Relaxed);
+            let same = ticks == last_ticks[index];
+            last_ticks[index] = ticks;
+            let is_stuck = same
+                && slot.active.load(Ordering::Acquire)
+                && slot.in_coroutine.load(Ordering::Acquire);
+            slot.replaced.store(is_stuck, Ordering::Relaxed);
+            stuck += usize::from(is_stuck);
+        }
+        shared.stuck_workers.store(stuck, Ordering::Relaxed);
+        if stuck == 0 || !work_waiting(&shared) {
+            continue;
+        }
+        if shared.idle.sleeping() > 0 {
+            shared.notify_work();
+            continue;
+        }
+        if let Some(handle) = start_spare(&shared) {
+            spares.push(handle);
+        }
+    }
+    for handle in spares {
+        let _ = handle.join();
+    }
+}
+
+fn work_waiting(shared: &Shared) -> bool {
+    !shared.injector.is_empty() || shared.slots.iter().any(|slot| slot.has_work())
+}
+
+/// Starts a spare worker in a free slot; counts the hand-off.
+fn start_spare(shared: &Arc<Shared>) -> Option<thread::JoinHandle<()>> {
+    let index = (shared.config.workers..shared.slots.len()).find(|&index| {
+        shared.slots[index]
+            .active
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    })?;
+    shared.spare_running.fetch_add(1, Ordering::Relaxed);
+    shared.handoffs.fetch_add(1, Ordering::Relaxed);
+    let spare_shared = shared.clone();
+    let spawned = thread::Builder::new()
+        .name(format!("{}-spare-{index}", shared.config.name))
+        .spawn(move || {
+            worker_main(spare_shared.clone(), index);
+            spare_shared.spare_running.fetch_sub(1, Ordering::Relaxed);
+        });
+    match spawned {
+        Ok(handle) => Some(handle),
+        Err(_) => {
+            shared.slots[index].active.store(false, Ordering::Release);
+            shared.spare_running.fetch_sub(1, Ordering::Relaxed);
+            None
+        }
+    }
+}

@@ -1,0 +1,635 @@
+//! A runtime: its shared state, its threads, spawning, scheduling and shutdown.
+//!
+//! One [`Runtime`] owns N worker threads (worker.rs), one poll thread (poll.rs), one monitor
+//! thread (monitor.rs) and an elastic blocking pool (blocking.rs). Everything they share is in
+//! [`Shared`], reached through an `Arc` that every task holds, never through a global: the
+//! only process-wide entry point is the lazily started default runtime.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use coronet_poller::Poller;
+use crossbeam_deque::Injector;
+use once_cell::sync::OnceCell;
+
+use crate::blocking::BlockingPool;
+use crate::context;
+use crate::coroutine::{JoinHandle, Packet};
+use crate::idle::Idle;
+use crate::io::IoRegistry;
+use crate::stack;
+use crate::stats::Stats;
+use crate::task::{Coro, Suspend, Task};
+use crate::timer::{TimerAction, TimerKey, Timers};
+use crate::worker::{bump, worker_main, WorkerSlot};
+
+/// How many spare worker slots the monitor may start beyond the configured workers.
+const MAX_SPARE_WORKERS: usize = 64;
+
+static NEXT_TASK_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The registry of live tasks (for shutdown and stats), sharded to keep spawn cheap.
+pub(crate) struct Registry {
+    shards: Box<[Mutex<Slab>]>,
+}
+
+#[derive(Default)]
+struct Slab {
+    entries: Vec<Option<Arc<Task>>>,
+    free: Vec<usize>,
+    live: usize,
+}
+
+const REGISTRY_SHARDS: usize = 16;
+
+impl Registry {
+    fn new() -> Registry {
+        Registry {
+            shards: (0..REGISTRY_SHARDS)
+                .map(|_| Mutex::new(Slab::default()))
+                .collect(),
+        }
+    }
+
+    fn insert(&self, task: &Arc<Task>) {
+        let shard = (task.id as usize) % REGISTRY_SHARDS;
+        let mut slab = self.shards[shard].lock().unwrap_or_else(|e| e.into_inner());
+        let index = match slab.free.pop() {
+            Some(index) => {
+                slab.entries[index] = Some(task.clone());
+                index
+            }
+            None => {
+                slab.entries.push(Some(task.clone()));
+                slab.entries.len() - 1
+            }
+        };
+        slab.live += 1;
+        task.registry_slot.set(index);
+    }
+
+    pub(crate) fn remove(&self, task: &Task) {
+        let shard = (task.id as usize) % REGISTRY_SHARDS;
+        let index = task.registry_slot.get();
+        let mut slab = self.shards[shard].lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = slab.entries.get_mut(index) {
+            if entry.take().is_some() {
+                slab.free.push(index);
+                slab.live -= 1;
+            }
+        }
+    }
+
+    pub(crate) fn live(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).live)
+            .sum()
+    }
+
+    fn take_all(&self) -> Vec<Arc<Task>> {
+        let mut all = Vec::new();
+        for shard in self.shards.iter() {
+            let mut slab = shard.lock().unwrap_or_else(|e| e.into_inner());
+            all.extend(slab.entries.drain(..).flatten());
+            slab.free.clear();
+            slab.live = 0;
+        }
+        all
+    }
+}
+
+/// Configuration fixed at build time.
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) workers: usize,
+    pub(crate) stack_size: usize,
+    pub(crate) name: String,
+}
+
+/// State shared by every thread and task of one runtime.
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) injector: Injector<Arc<Task>>,
+    pub(crate) slots: Box<[WorkerSlot]>,
+    pub(crate) idle: Idle,
+    pub(crate) poller: Poller,
+    timers: Mutex<Timers>,
+    /// When the poll thread will wake by itself: nanoseconds since `epoch`, `u64::MAX` for
+    /// never, 0 while it is awake. Written under the `timers` lock (see `arm_timer`).
+    poll_wakes_at: AtomicU64,
+    pub(crate) epoch: Instant,
+    pub(crate) io: IoRegistry,
+    pub(crate) registry: Registry,
+    pub(crate) blocking: BlockingPool,
+    shutdown: AtomicBool,
+    /// Spawns from outside any worker of this runtime.
+    pub(crate) foreign_spawns: AtomicU64,
+    pub(crate) polls: AtomicU64,
+    pub(crate) handoffs: AtomicU64,
+    pub(crate) spare_running: AtomicUsize,
+    /// Workers that the monitor found stuck in one coroutine.
+    pub(crate) stuck_workers: AtomicUsize,
+}
+
+impl Shared {
+    pub(crate) fn is_shutdown(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+
+    /// Active worker threads (configured plus running spares).
+    pub(crate) fn active_workers(&self) -> usize {
+        self.config.workers + self.spare_running.load(Ordering::Relaxed)
+    }
+
+    /// A spare worker may retire once no worker is stuck.
+    pub(crate) fn may_retire_spare(&self) -> bool {
+        self.stuck_workers.load(Ordering::Relaxed) == 0
+    }
+
+    /// Wakes a sleeping worker if work was published and nobody spins (idle.rs step 1).
+    pub(crate) fn notify_work(&self) {
+        if let Some(index) = self.idle.notify_work() {
+            self.slots[index].parker.unpark();
+        }
+    }
+
+    /// Makes a woken task runnable: on the current worker's runnext when called from a
+    /// worker of this runtime, else through the injector.
+    pub(crate) fn schedule(self: &Arc<Self>, task: Arc<Task>) {
+        if let Some(worker) = context::worker() {
+            if Arc::ptr_eq(&worker.shared, self) {
+                worker.push_next(task);
+                return;
+            }
+        }
+        if self.is_shutdown() {
+            // Nobody will run it; shutdown unwinds it from the registry.
+            return;
+        }
+        self.injector.push(task);
+        self.notify_work();
+    }
+
+    /// Arms a timer; wakes the poll thread if it would sleep past `deadline`.
+    pub(crate) fn arm_timer(&self, deadline: Instant, action: TimerAction) -> TimerKey {
+        let (key, wakes_at) = {
+            let mut timers = self.timers.lock().unwrap_or_else(|e| e.into_inner());
+            let key = timers.insert(deadline, action);
+            (key, self.poll_wakes_at.load(Ordering::Relaxed))
+        };
+        if wakes_at != 0 && self.nanos_since_epoch(deadline) < wakes_at {
+            // A failed wake only delays a timer until the next event; nothing to report.
+            let _ = self.poller.wake();
+        }
+        key
+    }
+
+    /// Cancels a timer; true if it had not fired.
+    pub(crate) fn cancel_timer(&self, key: TimerKey) -> bool {
+        self.timers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .cancel(key)
+    }
+
+    pub(crate) fn pending_timers(&self) -> usize {
+        self.timers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pending()
+    }
+
+    fn nanos_since_epoch(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch).as_nanos() as u64 + 1
+    }
+
+    /// For the poll thread: the time until the next timer, recording when it will wake.
+    pub(crate) fn poll_timeout(&self) -> Option<Duration> {
+        let mut timers = self.timers.lock().unwrap_or_else(|e| e.into_inner());
+        match timers.next_deadline() {
+            Some(deadline) => {
+                self.poll_wakes_at
+                    .store(self.nanos_since_epoch(deadline), Ordering::Relaxed);
+                Some(deadline.saturating_duration_since(Instant::now()))
+            }
+            None => {
+                self.poll_wakes_at.store(u64::MAX, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    /// For the poll thread: it is awake again (arming a timer need not wake it).
+    pub(crate) fn poll_awake(&self) {
+        self.poll_wakes_at.store(0, Ordering::Relaxed);
+    }
+
+    /// For the poll thread: moves the actions of due timers into `out`.
+    pub(crate) fn expire_timers(&self, out: &mut Vec<TimerAction>) {
+        let now = Instant::now();
+        self.timers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .expire(now, out);
+    }
+
+    /// Spawns `f` as a new coroutine of this runtime.
+    pub(crate) fn spawn<F, T>(
+        self: &Arc<Self>,
+        f: F,
+        name: Option<String>,
+        stack_size: Option<usize>,
+    ) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        if self.is_shutdown() {
+            return Err(io::Error::other("coronet: the runtime is shut down"));
+        }
+        let size = stack_size
+            .unwrap_or(self.config.stack_size)
+            .max(stack::MIN_STACK_SIZE);
+        let worker = context::worker().filter(|w| Arc::ptr_eq(&w.shared, self));
+        let stack = match worker {
+            Some(worker) => worker.stacks.borrow_mut().allocate(size)?,
+            None => stack::allocate(size)?,
+        };
+        let id = NEXT_TASK_ID.fetch_add(1, Ordering::Relaxed);
+        stack::set_owner_name(&stack, id, name.as_deref());
+        let task = Arc::new(Task::new(self.clone(), id, name.map(String::into_boxed_str)));
+        let packet = Arc::new(Packet::new());
+        let body = TaskBody {
+            task: Arc::as_ptr(&task),
+            packet: packet.clone(),
+            f,
+        };
+        let coro = Coro::with_stack(stack, move |yielder, ()| body.run(yielder));
+        // SAFETY: the task is not queued or shared with any other thread yet.
+        unsafe { task.set_coro(coro) };
+        self.registry.insert(&task);
+        let handle = JoinHandle::new(task.clone(), packet);
+        match worker {
+            Some(worker) => {
+                let counter = &worker.slot().counters.spawned;
+                counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+                worker.push_next(task);
+            }
+            None => {
+                self.foreign_spawns.fetch_add(1, Ordering::Relaxed);
+                self.injector.push(task);
+                self.notify_work();
+            }
+        }
+        Ok(handle)
+    }
+
+    /// A snapshot of the counters.
+    pub(crate) fn stats(&self) -> Stats {
+        let mut stats = Stats {
+            workers: self.active_workers(),
+            timers: self.pending_timers(),
+            polls: self.polls.load(Ordering::Relaxed),
+            handoffs: self.handoffs.load(Ordering::Relaxed),
+            blocking_threads: self.blocking.threads(),
+            spawned: self.foreign_spawns.load(Ordering::Relaxed),
+            stacks_mapped: stack::stacks_allocated(),
+            registered_fds: self.io.registered(),
+            ..Stats::default()
+        };
+        let mut completed = 0;
+        for slot in self.slots.iter() {
+            let c = &slot.counters;
+            stats.switches += c.switches.load(Ordering::Relaxed);
+            stats.steals += c.steals.load(Ordering::Relaxed);
+            stats.parks += c.parks.load(Ordering::Relaxed);
+            stats.spawned += c.spawned.load(Ordering::Relaxed);
+            completed += c.completed.load(Ordering::Relaxed);
+        }
+        stats.alive = self.registry.live() as u64;
+        stats.completed = completed;
+        stats.idle_workers = self.idle.sleeping();
+        stats.spinning_workers = self.idle.spinning();
+        stats
+    }
+}
+
+/// The closure a task runs, with what it needs to report its result.
+struct TaskBody<F, T> {
+    task: *const Task,
+    packet: Arc<Packet<T>>,
+    f: F,
+}
+
+// SAFETY: `f` and `packet` are `Send` by the `spawn` bounds; `task` points to the task that
+// owns this body's coroutine, which outlives the body (the registry holds it until the
+// coroutine returns) and is `Sync`.
+unsafe impl<F: Send, T: Send> Send for TaskBody<F, T> {}
+
+impl<F: FnOnce() -> T, T> TaskBody<F, T> {
+    fn run(self, yielder: &corosensei::Yielder<(), Suspend>) {
+        // SAFETY: see the `Send` impl: the task outlives its coroutine's body.
+        let task = unsafe { &*self.task };
+        task.set_yielder(yielder);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(self.f));
+        crate::local::drop_locals(task);
+        if task.unwinding.load(Ordering::Acquire) {
+            // Forced unwind at shutdown: the joiner (if any) is gone with the runtime.
+            return;
+        }
+        // Account for the task before its joiner can observe the result, so that stats read
+        // after `join` are exact. The worker still holds the task until the body returns.
+        task.shared.registry.remove(task);
+        if let Some(worker) = context::worker() {
+            bump(&worker.slot().counters.completed);
+        }
+        self.packet.complete(result);
+    }
+}
+
+/// A coronet runtime: worker threads, a poll thread, a monitor and a blocking pool.
+///
+/// Most programs use the default runtime through [`crate::run`] and [`crate::spawn`]; build
+/// one explicitly to choose the worker count or stack size, or to shut it down.
+///
+/// ```
+/// let rt = coronet_runtime::runtime::Builder::new().workers(2).build().unwrap();
+/// let answer = rt.block_on(|| {
+///     let child = coronet_runtime::spawn(|| 6 * 7);
+///     child.join().unwrap()
+/// });
+/// assert_eq!(answer, 42);
+/// // Dropping `rt` joins its threads and frees its stacks.
+/// ```
+pub struct Runtime {
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<thread::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("name", &self.shared.config.name)
+            .field("workers", &self.shared.config.workers)
+            .finish()
+    }
+}
+
+/// Builds a [`Runtime`].
+#[derive(Debug, Clone)]
+pub struct Builder {
+    workers: Option<usize>,
+    stack_size: usize,
+    name: String,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
+impl Builder {
+    /// Defaults: one worker per available core, [`crate::DEFAULT_STACK_SIZE`] stacks.
+    pub fn new() -> Builder {
+        Builder {
+            workers: None,
+            stack_size: stack::DEFAULT_STACK_SIZE,
+            name: "coronet".to_owned(),
+        }
+    }
+
+    /// Number of worker threads (at least 1).
+    pub fn workers(mut self, workers: usize) -> Builder {
+        self.workers = Some(workers.max(1));
+        self
+    }
+
+    /// Default usable stack size of coroutines spawned on this runtime, in bytes.
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = bytes.max(stack::MIN_STACK_SIZE);
+        self
+    }
+
+    /// Prefix of the runtime's thread names.
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = name.into();
+        self
+    }
+
+    /// Starts the runtime's threads.
+    pub fn build(self) -> io::Result<Runtime> {
+        let workers = self
+            .workers
+            .or_else(|| thread::available_parallelism().ok().map(|n| n.get()))
+            .unwrap_or(1);
+        stack::install_overflow_handler();
+        let slots = (0..workers + MAX_SPARE_WORKERS)
+            .map(|index| WorkerSlot::new(index >= workers))
+            .collect();
+        let shared = Arc::new(Shared {
+            config: Config {
+                workers,
+                stack_size: self.stack_size,
+                name: self.name,
+            },
+            injector: Injector::new(),
+            slots,
+            idle: Idle::new(),
+            poller: Poller::new()?,
+            timers: Mutex::new(Timers::default()),
+            poll_wakes_at: AtomicU64::new(0),
+            epoch: Instant::now(),
+            io: IoRegistry::new(),
+            registry: Registry::new(),
+            blocking: BlockingPool::new(),
+            shutdown: AtomicBool::new(false),
+            foreign_spawns: AtomicU64::new(0),
+            polls: AtomicU64::new(0),
+            handoffs: AtomicU64::new(0),
+            spare_running: AtomicUsize::new(0),
+            stuck_workers: AtomicUsize::new(0),
+        });
+        let runtime = Runtime {
+            shared: shared.clone(),
+            threads: Mutex::new(Vec::new()),
+        };
+        for index in 0..workers {
+            runtime.start_thread(format!("{}-worker-{index}", shared.config.name), {
+                let shared = shared.clone();
+                move || worker_main(shared, index)
+            })?;
+            shared.slots[index].active.store(true, Ordering::Release);
+        }
+        runtime.start_thread(format!("{}-poll", shared.config.name), {
+            let shared = shared.clone();
+            move || crate::poll::poll_main(shared)
+        })?;
+        runtime.start_thread(format!("{}-monitor", shared.config.name), {
+            let shared = shared.clone();
+            move || crate::monitor::monitor_main(shared)
+        })?;
+        Ok(runtime)
+    }
+}
+
+impl Runtime {
+    /// A runtime with the default configuration.
+    pub fn new() -> io::Result<Runtime> {
+        Builder::new().build()
+    }
+
+    fn start_thread(
+        &self,
+        name: String,
+        body: impl FnOnce() + Send + 'static,
+    ) -> io::Result<()> {
+        let handle = thread::Builder::new().name(name).spawn(body)?;
+        self.threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(handle);
+        Ok(())
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Spawns a coroutine on this runtime. Panics if the stack cannot be allocated (use
+    /// [`crate::coroutine::Builder::spawn_on`] to get the error).
+    #[track_caller]
+    pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.shared
+            .spawn(f, None, None)
+            .unwrap_or_else(|e| panic!("coronet: failed to spawn a coroutine: {e}"))
+    }
+
+    /// Runs `f` as a coroutine of this runtime and blocks the calling thread (or parks the
+    /// calling coroutine) until it returns. A panic in `f` propagates.
+    pub fn block_on<F, T>(&self, f: F) -> T
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.spawn(f).join() {
+            Ok(value) => value,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+
+    /// Counters of this runtime.
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+
+    /// Stops every thread, unwinds the coroutines still alive (their destructors run) and
+    /// frees their stacks. Called by `Drop`.
+    fn shutdown(&mut self) {
+        let shared = &self.shared;
+        shared.shutdown.store(true, Ordering::Release);
+        for index in shared.idle.take_all_sleepers() {
+            shared.slots[index].parker.unpark();
+        }
+        for slot in shared.slots.iter() {
+            slot.parker.unpark();
+        }
+        let _ = shared.poller.wake();
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        let current = thread::current().id();
+        for handle in threads {
+            if handle.thread().id() != current {
+                let _ = handle.join();
+            }
+        }
+        // Spares started by the monitor are joined by it (monitor_main) before it returns.
+        // Blocking jobs may borrow from parked coroutines' stacks: wait for them first.
+        shared.blocking.shutdown();
+        // Drop queued references, then unwind every live coroutine.
+        while let crossbeam_deque::Steal::Success(_) | crossbeam_deque::Steal::Retry =
+            shared.injector.steal()
+        {}
+        for slot in shared.slots.iter() {
+            drop(slot.drain());
+        }
+        for task in shared.registry.take_all() {
+            task.unwinding.store(true, Ordering::Release);
+            // SAFETY: every worker thread has stopped, so nothing else holds the run right.
+            let coro = unsafe { task.coro_mut() }.take();
+            if let Some(mut coro) = coro {
+                coro.0.force_unwind();
+                stack::release(coro.0.into_stack());
+            }
+        }
+        let actions = self
+            .shared
+            .timers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        drop(actions);
+        shared.io.clear_waiters();
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        let inside = context::worker().is_some_and(|w| Arc::ptr_eq(&w.shared, &self.shared));
+        if inside {
+            // Joining our own worker would deadlock: finish the shutdown on another thread.
+            let mut runtime = Runtime {
+                shared: self.shared.clone(),
+                threads: Mutex::new(std::mem::take(
+                    &mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()),
+                )),
+            };
+            self.shared.shutdown.store(true, Ordering::Release);
+            let _ = thread::Builder::new()
+                .name("coronet-shutdown".into())
+                .spawn(move || runtime.shutdown());
+            return;
+        }
+        self.shutdown();
+    }
+}
+
+static DEFAULT: OnceCell<Runtime> = OnceCell::new();
+
+/// The default runtime, started on first use; it lives for the rest of the process.
+pub(crate) fn default_shared() -> &'static Arc<Shared> {
+    DEFAULT
+        .get_or_init(|| {
+            Builder::new()
+                .name("coronet")
+                .build()
+                .unwrap_or_else(|e| panic!("coronet: cannot start the default runtime: {e}"))
+        })
+        .shared()
+}
+
+/// The runtime of the calling coroutine, or the default runtime on a plain thread.
+pub(crate) fn current_shared() -> Arc<Shared> {
+    match context::worker() {
+        Some(worker) => worker.shared.clone(),
+        None => default_shared().clone(),
+    }
+}
+
+/// Counters of the calling coroutine's runtime (the default runtime on a plain thread).
+///
+/// ```
+/// let before = coronet_runtime::runtime::stats().spawned;
+/// coronet_runtime::spawn(|| ()).join().unwrap();
+/// assert!(coronet_runtime::runtime::stats().spawned > before);
+/// ```
+pub fn stats() -> Stats {
+    current_shared().stats()
+}

@@ -1,0 +1,260 @@
+//! The process-wide stack pool: per size class, the idle stacks (warm, then cold) and the
+//! chunk being carved. One mutex; critical sections are short and make no syscalls except
+//! `mmap` for a new chunk (rare: chunks grow geometrically) and, at the map limit in mprotect
+//! mode, reading `/proc/self/maps`. Decommitting and guard installation happen outside it.
+
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use super::{
+    class_size, guard_kind, overflow, publish, sys, Chunk, GuardKind, PooledStack, RawStack,
+    FIRST_CHUNK_STACKS, MAP_HEADROOM, MAX_CHUNK_BYTES, MAX_CHUNK_STACKS, STACKS_ALLOCATED,
+    STACKS_POOLED, WARM_PER_CLASS,
+};
+
+/// Idle and not-yet-carved stacks of one size.
+struct Class {
+    /// Usable bytes per stack.
+    size: usize,
+    /// Idle stacks whose pages may still be resident; reused first.
+    warm: Vec<RawStack>,
+    /// Idle stacks decommitted on release (beyond `WARM_PER_CLASS`).
+    cold: Vec<RawStack>,
+    /// Carved slots whose guard could not be installed yet (the syscall failed); retried first.
+    unguarded: Vec<RawStack>,
+    /// The chunk being carved and its next free slot.
+    carving: Option<(&'static Chunk, usize)>,
+    /// Slots in the next chunk mapped for this class.
+    next_chunk_stacks: usize,
+}
+
+impl Class {
+    fn new(size: usize) -> Class {
+        Class {
+            size,
+            warm: Vec::new(),
+            cold: Vec::new(),
+            unguarded: Vec::new(),
+            carving: None,
+            next_chunk_stacks: FIRST_CHUNK_STACKS,
+        }
+    }
+
+    fn pop_idle(&mut self) -> Option<RawStack> {
+        let raw = self.warm.pop().or_else(|| self.cold.pop())?;
+        STACKS_POOLED.fetch_sub(1, Ordering::Relaxed);
+        Some(raw)
+    }
+
+    /// Takes the next uncarved slot, mapping a new chunk if the current one is used up.
+    fn next_slot(&mut self) -> io::Result<RawStack> {
+        let (chunk, slot) = match self.carving {
+            Some((chunk, slot)) if slot < chunk.count => (chunk, slot),
+            _ => (self.map_chunk()?, 0),
+        };
+        self.carving = Some((chunk, slot + 1));
+        Ok(RawStack { chunk, slot })
+    }
+
+    fn map_chunk(&mut self) -> io::Result<&'static Chunk> {
+        let guard = sys::page_size();
+        let stride = self.size + guard;
+        let mut count = self.next_chunk_stacks.min(MAX_CHUNK_BYTES / stride).max(1);
+        let base = loop {
+            match sys::reserve(count * stride) {
+                Ok(base) => break base,
+                // Out of address space rather than mappings: a smaller chunk may still fit.
+                Err(e) if count > 1 && e.raw_os_error() == Some(libc::ENOMEM) => count /= 2,
+                Err(e) => return Err(sys::mapping_error(e)),
+            }
+        };
+        self.next_chunk_stacks = (count * 2).min(MAX_CHUNK_STACKS);
+        let owners = (0..count).map(|_| overflow::Owner::new()).collect();
+        Ok(publish(Chunk {
+            base,
+            stride,
+            guard,
+            count,
+            owners,
+            older: None,
+        }))
+    }
+}
+
+/// Estimates the process's mapping count in mprotect mode, where every stack costs two.
+struct MapBudget {
+    /// `vm.max_map_count`, if known (`None` until first use, then `Some(None)` if unknown).
+    limit: Option<Option<usize>>,
+    /// Mappings counted in `/proc/self/maps` at the last measurement.
+    measured: usize,
+    /// Mappings our carving added since (an over-estimate: adjacent mappings may merge).
+    added: usize,
+}
+
+impl MapBudget {
+    /// Accounts for one more guarded stack, or fails if that would leave fewer than
+    /// `MAP_HEADROOM` mappings below the limit. Re-measures only when the estimate says full.
+    fn take(&mut self) -> io::Result<()> {
+        const PER_STACK: usize = 2;
+        let Some(limit) = *self.limit.get_or_insert_with(|| {
+            self.measured = sys::mapping_count().unwrap_or(0);
+            sys::max_map_count()
+        }) else {
+            return Ok(());
+        };
+        if self.measured + self.added + PER_STACK + MAP_HEADROOM > limit {
+            if let Some(now) = sys::mapping_count() {
+                self.measured = now;
+                self.added = 0;
+            }
+            if self.measured + PER_STACK + MAP_HEADROOM > limit {
+                return Err(sys::map_limit_error(
+                    Some(self.measured),
+                    Some(limit),
+                    MAP_HEADROOM,
+                ));
+            }
+        }
+        self.added += PER_STACK;
+        Ok(())
+    }
+}
+
+struct Pool {
+    classes: Vec<Class>,
+    budget: MapBudget,
+}
+
+impl Pool {
+    fn class(&mut self, size: usize) -> &mut Class {
+        let index = match self.classes.iter().position(|c| c.size == size) {
+            Some(index) => index,
+            None => {
+                self.classes.push(Class::new(size));
+                self.classes.len() - 1
+            }
+        };
+        &mut self.classes[index]
+    }
+}
+
+/// The process-wide pool, shared by every runtime (see the module docs for what its lock
+/// covers).
+static POOL: Mutex<Pool> = Mutex::new(Pool {
+    classes: Vec::new(),
+    budget: MapBudget {
+        limit: None,
+        measured: 0,
+        added: 0,
+    },
+});
+
+fn pool() -> MutexGuard<'static, Pool> {
+    // Nothing panics while holding the lock but allocation failure, which aborts; a poisoned
+    // pool is still consistent.
+    POOL.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Allocates a stack of at least `size` usable bytes (rounded up to whole pages, at least
+/// [`MIN_STACK_SIZE`](super::MIN_STACK_SIZE)) from the global pool, carving a new one if none
+/// is idle.
+pub(crate) fn allocate(size: usize) -> io::Result<PooledStack> {
+    let size = class_size(size)?;
+    let idle = pool().class(size).pop_idle();
+    match idle {
+        Some(raw) => Ok(PooledStack { raw }),
+        None => carve(size),
+    }
+}
+
+/// Returns a stack to the global pool for reuse (the same as dropping it).
+pub(crate) fn release(stack: PooledStack) {
+    drop(stack);
+}
+
+/// Carves a new stack: reserves a slot under the lock, installs its guard outside it.
+pub(super) fn carve(size: usize) -> io::Result<PooledStack> {
+    let kind = guard_kind();
+    let raw = {
+        let mut pool = pool();
+        if kind == GuardKind::Mprotect {
+            pool.budget.take()?;
+        }
+        let class = pool.class(size);
+        match class.unguarded.pop() {
+            Some(raw) => raw,
+            None => class.next_slot()?,
+        }
+    };
+    if let Err(e) = install_guard(raw, kind) {
+        pool().class(size).unguarded.push(raw);
+        return Err(sys::mapping_error(e));
+    }
+    STACKS_ALLOCATED.fetch_add(1, Ordering::Relaxed);
+    Ok(PooledStack { raw })
+}
+
+fn install_guard(raw: RawStack, kind: GuardKind) -> io::Result<()> {
+    let (addr, len) = (raw.bottom(), raw.chunk.guard);
+    if kind == GuardKind::Madvise {
+        // SAFETY: the guard range of a slot that was never handed out: ours, holds no data.
+        match unsafe { sys::guard_madvise(addr, len) } {
+            // EINVAL: refused for this mapping (e.g. mlockall made it VM_LOCKED).
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+            result => return result,
+        }
+    }
+    // SAFETY: as above.
+    unsafe { sys::guard_mprotect(addr, len) }
+}
+
+/// Returns one stack to the global pool: onto the warm list if it has room, else decommitted
+/// (outside the lock) onto the cold list.
+pub(super) fn give_back_one(raw: RawStack) {
+    {
+        let mut pool = pool();
+        let class = pool.class(raw.size());
+        if class.warm.len() < WARM_PER_CLASS {
+            class.warm.push(raw);
+            STACKS_POOLED.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    }
+    raw.decommit();
+    pool().class(raw.size()).cold.push(raw);
+    STACKS_POOLED.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Moves `stacks[keep..]` (all of one class) to the global pool: as many as fit onto the warm
+/// list, the rest decommitted outside the lock and put on the cold list.
+pub(super) fn give_back(stacks: &mut Vec<RawStack>, keep: usize) {
+    let Some(first) = stacks.get(keep) else {
+        return;
+    };
+    let size = first.size();
+    let total = stacks.len() - keep;
+    {
+        let mut pool = pool();
+        let class = pool.class(size);
+        let warm = total.min(WARM_PER_CLASS.saturating_sub(class.warm.len()));
+        class.warm.extend(stacks.drain(stacks.len() - warm..));
+    }
+    for raw in &stacks[keep..] {
+        raw.decommit();
+    }
+    pool().class(size).cold.extend(stacks.drain(keep..));
+    STACKS_POOLED.fetch_add(total, Ordering::Relaxed);
+}
+
+/// Moves up to `max` idle stacks of class `size` from the global pool into `into`.
+pub(super) fn take_idle(size: usize, into: &mut Vec<RawStack>, max: usize) {
+    let mut pool = pool();
+    let class = pool.class(size);
+    let before = into.len();
+    let from_warm = max.min(class.warm.len());
+    into.extend(class.warm.drain(class.warm.len() - from_warm..));
+    let from_cold = (max - from_warm).min(class.cold.len());
+    into.extend(class.cold.drain(class.cold.len() - from_cold..));
+    STACKS_POOLED.fetch_sub(into.len() - before, Ordering::Relaxed);
+}

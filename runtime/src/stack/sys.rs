@@ -1,0 +1,250 @@
+//! The operating-system layer of the stack pool: reserving chunks, installing guard pages,
+//! decommitting idle stacks, and explaining a failed mapping.
+//!
+//! Every function here is a thin wrapper over one syscall (or one file read). The policy (which
+//! guard mechanism, when to decommit, how much headroom to keep) lives in `mod.rs`. Linux-only
+//! pieces are the `#[cfg(target_os = "linux")]` helpers at the bottom; other Unix systems get
+//! the portable fallback of each (mprotect guards, `MADV_FREE`, no map-count diagnostics).
+
+use std::io;
+use std::ptr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Returns the system page size (cached after the first call).
+pub(super) fn page_size() -> usize {
+    // Relaxed: the value is the same whichever thread computes it; a race only repeats sysconf.
+    static PAGE: AtomicUsize = AtomicUsize::new(0);
+    let cached = PAGE.load(Ordering::Relaxed);
+    if cached != 0 {
+        return cached;
+    }
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let raw = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let page = usize::try_from(raw)
+        .ok()
+        .filter(|p| p.is_power_of_two())
+        .unwrap_or(4096);
+    PAGE.store(page, Ordering::Relaxed);
+    page
+}
+
+/// Reserves `len` bytes (a page multiple) of private, readable and writable, lazily committed
+/// memory and returns its lowest address.
+pub(super) fn reserve(len: usize) -> io::Result<usize> {
+    // SAFETY: an anonymous mapping at a kernel-chosen address touches no existing memory.
+    let addr = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            map_flags(),
+            -1,
+            0,
+        )
+    };
+    if addr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(addr as usize)
+}
+
+/// Unmaps a region returned by [`reserve`] that was never handed out.
+///
+/// # Safety
+///
+/// `addr..addr + len` must be a whole mapping made by [`reserve`], with no reference to its
+/// memory left anywhere.
+pub(super) unsafe fn unreserve(addr: usize, len: usize) {
+    // SAFETY: the caller guarantees the range is an unused mapping of ours.
+    let ret = unsafe { libc::munmap(addr as *mut libc::c_void, len) };
+    debug_assert_eq!(ret, 0, "munmap of an unused chunk failed");
+}
+
+/// Makes `addr..addr + len` a guard region with `madvise(MADV_GUARD_INSTALL)`: any access
+/// faults with SIGSEGV, the mapping is not split, and the guard survives `MADV_DONTNEED`.
+/// Fails with `EINVAL` where the kernel lacks it (before Linux 6.13, other systems).
+///
+/// # Safety
+///
+/// The range must lie in a mapping made by [`reserve`] and hold no live data.
+pub(super) unsafe fn guard_madvise(addr: usize, len: usize) -> io::Result<()> {
+    // SAFETY: forwarded from the caller.
+    unsafe { madvise_guard_install(addr, len) }
+}
+
+/// Makes `addr..addr + len` a guard region with `mprotect(PROT_NONE)`. This splits the
+/// mapping: one more VMA per guard (two per stack, as the RW parts on either side never merge).
+///
+/// # Safety
+///
+/// The range must lie in a mapping made by [`reserve`] and hold no live data.
+pub(super) unsafe fn guard_mprotect(addr: usize, len: usize) -> io::Result<()> {
+    // SAFETY: the caller guarantees the range is ours and unused; PROT_NONE only removes access.
+    if unsafe { libc::mprotect(addr as *mut libc::c_void, len, libc::PROT_NONE) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Tells the kernel the contents of `addr..addr + len` are no longer needed, so its pages stop
+/// counting towards RSS. Guard pages inside the range (of either kind) stay guards.
+///
+/// # Safety
+///
+/// The range must lie in a mapping made by [`reserve`] and hold no live data: on Linux it reads
+/// back as zeros afterwards.
+pub(super) unsafe fn decommit(addr: usize, len: usize) {
+    // SAFETY: forwarded from the caller. Failure only means the pages stay resident.
+    let _ = unsafe { libc::madvise(addr as *mut libc::c_void, len, DECOMMIT_ADVICE) };
+}
+
+/// Probes whether `madvise(MADV_GUARD_INSTALL)` works, on a throwaway two-page mapping.
+///
+/// The probe mapping is unmapped afterwards; it guarded nothing, so the hole it leaves is
+/// harmless (unlike a stack's guard turned into a hole).
+pub(super) fn madvise_guards_supported() -> bool {
+    let page = page_size();
+    let Ok(addr) = reserve(2 * page) else {
+        return false;
+    };
+    // SAFETY: the probe mapping was just made and holds nothing.
+    let supported = unsafe { guard_madvise(addr, page) }.is_ok();
+    // SAFETY: the probe mapping is ours and nothing refers to it.
+    unsafe { unreserve(addr, 2 * page) };
+    supported
+}
+
+/// Turns a failed mmap/mprotect/madvise into the error a user can act on. `ENOMEM` almost
+/// always means the process reached `vm.max_map_count`; the message says so, with numbers.
+pub(super) fn mapping_error(err: io::Error) -> io::Error {
+    if err.raw_os_error() != Some(libc::ENOMEM) {
+        return err;
+    }
+    map_limit_error(mapping_count(), max_map_count(), 0)
+}
+
+/// The error for "no more mappings": `in_use` and `limit` when known, `headroom` mappings that
+/// the pool refuses to take because malloc and the rest of the program need them.
+///
+/// Builds the message with small allocations only: when this runs, large ones may fail.
+pub(super) fn map_limit_error(
+    in_use: Option<usize>,
+    limit: Option<usize>,
+    headroom: usize,
+) -> io::Error {
+    let near_limit = match (in_use, limit) {
+        (Some(n), Some(max)) => n + headroom + 64 >= max,
+        _ => true,
+    };
+    let limit_text = limit.map_or_else(|| "?".to_string(), |max| max.to_string());
+    let msg = if near_limit {
+        let in_use = in_use.map_or_else(String::new, |n| format!("; {n} in use"));
+        let kept = if headroom > 0 {
+            format!(", {headroom} kept free for the allocator")
+        } else {
+            String::new()
+        };
+        format!(
+            "coronet: cannot map a coroutine stack: the process reached vm.max_map_count \
+             ({limit_text} mappings{in_use}{kept}); raise it with `sysctl -w vm.max_map_count=...` \
+             or use smaller/fewer coroutines"
+        )
+    } else {
+        let in_use = in_use.map_or_else(|| "?".to_string(), |n| n.to_string());
+        format!(
+            "coronet: cannot map a coroutine stack: out of memory or address space \
+             ({in_use} of vm.max_map_count={limit_text} mappings in use)"
+        )
+    };
+    io::Error::new(io::ErrorKind::OutOfMemory, msg)
+}
+
+/// Number of memory mappings of this process (lines of `/proc/self/maps`), if known.
+/// Reads through a fixed stack buffer: no allocation proportional to the map count.
+pub(super) fn mapping_count() -> Option<usize> {
+    count_lines("/proc/self/maps")
+}
+
+/// The kernel's per-process mapping limit (`vm.max_map_count`), if known.
+pub(super) fn max_map_count() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/sys/vm/max_map_count").ok()?;
+    text.trim().parse().ok()
+}
+
+fn count_lines(path: &str) -> Option<usize> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut buf = [0u8; 8192];
+    let mut lines = 0;
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => return Some(lines),
+            Ok(n) => lines += buf[..n].iter().filter(|&&b| b == b'\n').count(),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+// ---- platform helpers ---------------------------------------------------------------------
+
+/// mmap flags for a chunk. Linux: `MAP_NORESERVE` (no commit charge for untouched stack) and
+/// `MAP_STACK` (since 6.7 it also keeps transparent huge pages off the stacks, which would turn
+/// a 4 KiB touch into 2 MiB of RSS).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn map_flags() -> libc::c_int {
+    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK
+}
+
+/// mmap flags for a chunk on other Unix systems (OpenBSD insists on `MAP_STACK` for stacks).
+#[cfg(target_os = "openbsd")]
+fn map_flags() -> libc::c_int {
+    libc::MAP_PRIVATE | libc::MAP_ANON | libc::MAP_STACK
+}
+
+/// mmap flags for a chunk on other Unix systems.
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "openbsd")))]
+fn map_flags() -> libc::c_int {
+    libc::MAP_PRIVATE | libc::MAP_ANON
+}
+
+/// Linux frees the pages at once; elsewhere `MADV_FREE` lets the kernel reclaim them lazily.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const DECOMMIT_ADVICE: libc::c_int = libc::MADV_DONTNEED;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const DECOMMIT_ADVICE: libc::c_int = libc::MADV_FREE;
+
+/// `MADV_GUARD_INSTALL` from `<linux/mman.h>` (Linux 6.13); not yet in the libc crate.
+#[cfg(target_os = "linux")]
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+
+/// # Safety
+///
+/// See [`guard_madvise`].
+#[cfg(target_os = "linux")]
+unsafe fn madvise_guard_install(addr: usize, len: usize) -> io::Result<()> {
+    let mut attempts = 0;
+    loop {
+        // SAFETY: the caller guarantees the range is ours and unused; installing a guard only
+        // removes access to it (and discards its contents).
+        let ret = unsafe { libc::madvise(addr as *mut libc::c_void, len, MADV_GUARD_INSTALL) };
+        if ret == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        attempts += 1;
+        // EINTR/EAGAIN: interrupted, or raced with a page fault in the range; try again.
+        match err.raw_os_error() {
+            Some(libc::EINTR) | Some(libc::EAGAIN) if attempts < 100 => continue,
+            _ => return Err(err),
+        }
+    }
+}
+
+/// # Safety
+///
+/// See [`guard_madvise`]; there is no such call here, so this always fails.
+#[cfg(not(target_os = "linux"))]
+unsafe fn madvise_guard_install(_addr: usize, _len: usize) -> io::Result<()> {
+    Err(io::Error::from_raw_os_error(libc::EINVAL))
+}

@@ -1,0 +1,526 @@
+//! The coroutine control block and the one park-then-commit protocol.
+//!
+//! Every parking primitive (join, sleep, park, sockets, channels, locks) parks through
+//! [`Parking`] and wakes through [`Waker`]; there is no second mechanism.
+//!
+//! # The protocol
+//!
+//! 1. The coroutine calls [`Parking::prepare`]: its state goes `RUNNING(e)` → `PARKING(e+1)`.
+//!    From now on wakers for epoch `e+1` may exist.
+//! 2. It publishes [`Waker`]s (in a socket's PollDesc, a timer, a channel's wait list) and
+//!    re-checks its condition; if it no longer needs to wait it calls [`Parking::cancel`].
+//! 3. It suspends ([`Parking::park`]). The coroutine is now off its stack.
+//! 4. The worker *commits*: CAS `PARKING(e)` → `PARKED(e)`. If the CAS fails, a waker came in
+//!    between steps 1 and 4 (`NOTIFIED(e)`): the worker sets `RUNNING(e)` and resumes the
+//!    coroutine at once.
+//! 5. A waker for epoch `e` moves `PARKED(e)` → `RUNNING(e)` and schedules the coroutine. It
+//!    is the only party that can do so, so a coroutine is queued at most once per park.
+//!
+//! The rule that makes it sound (DESIGN.md section 3): **a coroutine never becomes runnable
+//! while it still runs on its stack**. A waker may *see* it before step 4, but then it only
+//! records the notification; only the worker, after the switch, turns that into a resume.
+//!
+//! # State table (one `AtomicU64`: epoch in the high 32 bits, state in the low 2)
+//!
+//! | from          | to            | by                         | when                         |
+//! |---------------|---------------|----------------------------|------------------------------|
+//! | `RUNNING(e)`  | `PARKING(e+1)`| the coroutine              | `prepare` (step 1)           |
+//! | `PARKING(e)`  | `RUNNING(e)`  | the coroutine              | `cancel` (did not suspend)   |
+//! | `NOTIFIED(e)` | `RUNNING(e)`  | the coroutine              | `cancel` after a wake        |
+//! | `PARKING(e)`  | `NOTIFIED(e)` | a waker of epoch `e`       | wake before the commit       |
+//! | `PARKING(e)`  | `PARKED(e)`   | the worker, off the stack  | commit (step 4)              |
+//! | `NOTIFIED(e)` | `RUNNING(e)`  | the worker, off the stack  | commit failed: resume now    |
+//! | `PARKED(e)`   | `RUNNING(e)`  | a waker of epoch `e`       | wake: it schedules the task  |
+//!
+//! A waker whose epoch differs from the current one, or that finds `RUNNING` or `NOTIFIED`,
+//! does nothing: it is stale (the coroutine was woken by another source, e.g. a timeout) or
+//! redundant. This makes waits on several sources (a channel *and* a timer, `select!`) safe
+//! without any per-wait allocation.
+//!
+//! Orderings: every transition is a CAS with `AcqRel` (or a `Release` store by the owner), so
+//! what a waker wrote before waking (a channel value, a readiness flag) is visible to the
+//! coroutine after it resumes: the waker's release pairs with the worker's acquire at commit
+//! (NOTIFIED path) or with the run queue's push/pop (PARKED path).
+//!
+//! Plain threads use the same API: `prepare` outside a coroutine makes a fresh
+//! [`ThreadSignal`], and `park` blocks the thread until its waker fires.
+
+use std::any::Any;
+use std::cell::{Cell, UnsafeCell};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::{self, Thread};
+use std::time::Instant;
+
+use corosensei::{Coroutine as RawCoroutine, Yielder};
+
+use crate::context;
+use crate::runtime::Shared;
+use crate::stack::PooledStack;
+use crate::timer::TimerAction;
+
+const RUNNING: u64 = 0;
+const PARKING: u64 = 1;
+const NOTIFIED: u64 = 2;
+const PARKED: u64 = 3;
+const STATE_MASK: u64 = 3;
+
+#[inline]
+fn pack(epoch: u32, state: u64) -> u64 {
+    (u64::from(epoch) << 32) | state
+}
+
+#[inline]
+fn epoch_of(word: u64) -> u32 {
+    (word >> 32) as u32
+}
+
+/// What a coroutine asks of its worker when it suspends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Suspend {
+    /// Requeue me behind the other runnable coroutines.
+    Yield,
+    /// Commit my park (step 4 of the protocol).
+    Park,
+}
+
+/// The corosensei coroutine type every task runs.
+pub(crate) type Coro = RawCoroutine<(), Suspend, (), PooledStack>;
+
+/// A `Coro` that may move between worker threads.
+pub(crate) struct SendCoro(pub(crate) Coro);
+
+// SAFETY: `corosensei::Coroutine` is `!Send` because code on its stack may hold thread-affine
+// state across a suspend (thread-local addresses, `!Send` values). The runtime upholds the
+// first part itself: its coroutine-side code reads its one thread-local only through
+// `context::worker`, never across a suspend (see context.rs, checked by tests/migration.rs).
+// Spawned closures must be `Send + 'static`, so what a coroutine starts with may cross
+// threads; what user code creates on the stack and holds across a park (a std `MutexGuard`,
+// a `thread_local!` reference) is the documented user rule in docs/runtime.md. At any time
+// at most one thread touches the coroutine: the worker that dequeued the task (queues hand
+// over ownership with acquire/release), or the runtime's shutdown after all workers stopped.
+unsafe impl Send for SendCoro {}
+
+/// The control block of one coroutine. Shared (`Arc`) by the run queues, wakers, its
+/// [`crate::Coroutine`] handles and the runtime's registry of live tasks.
+pub(crate) struct Task {
+    /// Epoch and park state, see the module table.
+    state: AtomicU64,
+    /// The coroutine itself; `None` once finished. Accessed only by the thread that holds the
+    /// run right (a worker that dequeued the task) or by shutdown after the workers stopped.
+    coro: UnsafeCell<Option<SendCoro>>,
+    /// The yielder on the coroutine's own stack, set when the body starts; only read by code
+    /// running on this coroutine.
+    yielder: Cell<*const Yielder<(), Suspend>>,
+    /// The runtime the task belongs to.
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) id: u64,
+    pub(crate) name: Option<Box<str>>,
+    /// `park()`/`unpark()` token (std semantics).
+    park_token: AtomicBool,
+    /// The epoch of an ongoing `park()` call, 0 when not in one.
+    park_epoch: AtomicU64,
+    /// Set while the runtime force-unwinds the coroutine at shutdown.
+    pub(crate) unwinding: AtomicBool,
+    /// Coroutine-local values, touched only by code running on this coroutine.
+    pub(crate) locals: UnsafeCell<Vec<Option<Box<dyn Any>>>>,
+    /// Slot in the runtime's registry of live tasks.
+    pub(crate) registry_slot: Cell<usize>,
+}
+
+// SAFETY: the `Cell`/`UnsafeCell` fields are only accessed by the thread that currently runs
+// the coroutine (yielder, locals) or holds its run right (coro, registry_slot); the run
+// right moves between threads through the run queues, whose push/pop are release/acquire.
+unsafe impl Sync for Task {}
+// SAFETY: as above; `SendCoro` is `Send` by its own argument, `locals` hold values created
+// on this coroutine and only dropped by it (or by shutdown after every worker stopped).
+unsafe impl Send for Task {}
+
+impl Task {
+    pub(crate) fn new(shared: Arc<Shared>, id: u64, name: Option<Box<str>>) -> Task {
+        Task {
+            state: AtomicU64::new(pack(0, RUNNING)),
+            coro: UnsafeCell::new(None),
+            yielder: Cell::new(std::ptr::null()),
+            shared,
+            id,
+            name,
+            park_token: AtomicBool::new(false),
+            park_epoch: AtomicU64::new(0),
+            unwinding: AtomicBool::new(false),
+            locals: UnsafeCell::new(Vec::new()),
+            registry_slot: Cell::new(usize::MAX),
+        }
+    }
+
+    /// Installs the coroutine before the task is first scheduled.
+    ///
+    /// # Safety
+    /// The caller must hold the run right (the task is not yet queued anywhere).
+    pub(crate) unsafe fn set_coro(&self, coro: Coro) {
+        // SAFETY: exclusive access is the caller's promise.
+        unsafe { *self.coro.get() = Some(SendCoro(coro)) };
+    }
+
+    /// The coroutine, for the worker that runs it.
+    ///
+    /// # Safety
+    /// The caller must hold the run right, and must not keep the reference past the time it
+    /// hands the task to a queue or a waker.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn coro_mut(&self) -> &mut Option<SendCoro> {
+        // SAFETY: exclusive access is the caller's promise.
+        unsafe { &mut *self.coro.get() }
+    }
+
+    pub(crate) fn set_yielder(&self, yielder: &Yielder<(), Suspend>) {
+        self.yielder.set(yielder);
+    }
+
+    /// Suspends the running coroutine with `what` for its worker.
+    ///
+    /// Must be called by code running on this task's coroutine.
+    pub(crate) fn suspend(&self, what: Suspend) {
+        let yielder = self.yielder.get();
+        assert!(!yielder.is_null(), "coronet: suspend outside the coroutine body");
+        // SAFETY: the yielder lives in the coroutine body's frame at the base of this
+        // coroutine's stack, which stays in place until the body returns; we are running on
+        // that coroutine (caller's contract), so the body has not returned.
+        unsafe { (*yielder).suspend(what) };
+    }
+
+    /// Step 4, on the worker after the coroutine suspended with `Suspend::Park`. Returns true
+    /// if the task is now parked (a waker owns it), false if it was notified meanwhile and
+    /// must be resumed at once.
+    pub(crate) fn commit_park(&self) -> bool {
+        let current = self.state.load(Ordering::Acquire);
+        let epoch = epoch_of(current);
+        match current & STATE_MASK {
+            PARKING => {
+                match self.state.compare_exchange(
+                    current,
+                    pack(epoch, PARKED),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => true,
+                    Err(_) => {
+                        // Only a waker can have moved it, to NOTIFIED.
+                        self.state.store(pack(epoch, RUNNING), Ordering::Release);
+                        false
+                    }
+                }
+            }
+            NOTIFIED => {
+                self.state.store(pack(epoch, RUNNING), Ordering::Release);
+                false
+            }
+            state => abort_invalid("commit_park", state),
+        }
+    }
+
+    /// Wakes the task if it is in park epoch `epoch`; see the module table.
+    fn wake_epoch(self: &Arc<Self>, epoch: u32) {
+        let mut current = self.state.load(Ordering::Acquire);
+        loop {
+            if epoch_of(current) != epoch {
+                return;
+            }
+            let next = match current & STATE_MASK {
+                PARKING => pack(epoch, NOTIFIED),
+                PARKED => pack(epoch, RUNNING),
+                _ => return,
+            };
+            match self
+                .state
+                .compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    if current & STATE_MASK == PARKED {
+                        self.shared.schedule(self.clone());
+                    }
+                    return;
+                }
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// The epoch of the current (or last) park.
+    fn current_epoch(&self) -> u32 {
+        epoch_of(self.state.load(Ordering::Acquire))
+    }
+
+    /// Returns the `park()` token, `Coroutine::unpark` semantics.
+    pub(crate) fn unpark(self: &Arc<Self>) {
+        self.park_token.store(true, Ordering::SeqCst);
+        let epoch = self.park_epoch.load(Ordering::SeqCst);
+        if epoch != 0 {
+            self.wake_epoch((epoch - 1) as u32);
+        }
+    }
+
+    /// `park()` on the running coroutine: consume the token or wait for `unpark`, or for
+    /// `deadline` if given.
+    pub(crate) fn park_token(self: &Arc<Self>, deadline: Option<Instant>) {
+        if self.park_token.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        let parking = Parking::prepare_task(self);
+        // Publish our epoch for `unpark`; the SeqCst store and load pair with unpark's
+        // SeqCst store of the token and load of the epoch (Dekker): one of us sees the other.
+        self.park_epoch
+            .store(u64::from(self.current_epoch()) + 1, Ordering::SeqCst);
+        if self.park_token.swap(false, Ordering::SeqCst) {
+            self.park_epoch.store(0, Ordering::SeqCst);
+            parking.cancel();
+            return;
+        }
+        match deadline {
+            Some(deadline) => {
+                parking.park_until(deadline);
+            }
+            None => parking.park(),
+        }
+        self.park_epoch.store(0, Ordering::SeqCst);
+        self.park_token.store(false, Ordering::SeqCst);
+    }
+}
+
+#[cold]
+fn abort_invalid(what: &str, state: u64) -> ! {
+    eprintln!("coronet: fatal: invalid coroutine state {state} in {what}");
+    std::process::abort()
+}
+
+/// A signal for a plain OS thread blocked in [`Parking::park`].
+pub(crate) struct ThreadSignal {
+    thread: Thread,
+    notified: AtomicBool,
+}
+
+impl ThreadSignal {
+    fn new() -> Arc<ThreadSignal> {
+        Arc::new(ThreadSignal {
+            thread: thread::current(),
+            notified: AtomicBool::new(false),
+        })
+    }
+
+    fn notify(&self) {
+        // Release pairs with the acquire load in `wait`.
+        self.notified.store(true, Ordering::Release);
+        self.thread.unpark();
+    }
+
+    fn is_notified(&self) -> bool {
+        self.notified.load(Ordering::Acquire)
+    }
+}
+
+/// Wakes one park of one coroutine or thread. Cheap to clone (one `Arc` increment); waking
+/// a stale or already-woken park does nothing.
+#[derive(Clone)]
+pub struct Waker {
+    kind: WakerKind,
+}
+
+#[derive(Clone)]
+enum WakerKind {
+    Coroutine { task: Arc<Task>, epoch: u32 },
+    Thread(Arc<ThreadSignal>),
+}
+
+impl Waker {
+    /// Wakes the parked coroutine or thread (at most once per park, whoever calls first).
+    pub fn wake(self) {
+        self.wake_by_ref()
+    }
+
+    /// Like [`Waker::wake`] without consuming the waker.
+    pub fn wake_by_ref(&self) {
+        match &self.kind {
+            WakerKind::Coroutine { task, epoch } => task.wake_epoch(*epoch),
+            WakerKind::Thread(signal) => signal.notify(),
+        }
+    }
+
+    /// Whether two wakers wake the same park.
+    pub fn will_wake(&self, other: &Waker) -> bool {
+        match (&self.kind, &other.kind) {
+            (
+                WakerKind::Coroutine { task: a, epoch: x },
+                WakerKind::Coroutine { task: b, epoch: y },
+            ) => Arc::ptr_eq(a, b) && x == y,
+            (WakerKind::Thread(a), WakerKind::Thread(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
+    /// Packs the waker into one word for an atomic slot (a PollDesc's reader or writer).
+    /// The word is never 0 or 1 (those are the slot's EMPTY and READY).
+    pub(crate) fn into_raw(self) -> usize {
+        match self.kind {
+            // The epoch is not stored: a waker held in a single slot is that park's only
+            // waker, so the task's current epoch is its epoch when the slot is taken.
+            WakerKind::Coroutine { task, .. } => Arc::into_raw(task) as usize,
+            WakerKind::Thread(signal) => Arc::into_raw(signal) as usize | 1,
+        }
+    }
+
+    /// Rebuilds a waker packed by [`Waker::into_raw`].
+    ///
+    /// # Safety
+    /// `raw` must come from `into_raw` and be taken out of its slot exactly once, while the
+    /// park it was made for is still the task's current park (single-slot waits only).
+    pub(crate) unsafe fn from_raw(raw: usize) -> Waker {
+        if raw & 1 == 1 {
+            // SAFETY: the tagged word is an `Arc<ThreadSignal>` leaked by `into_raw`.
+            let signal = unsafe { Arc::from_raw((raw & !1) as *const ThreadSignal) };
+            Waker {
+                kind: WakerKind::Thread(signal),
+            }
+        } else {
+            // SAFETY: the word is an `Arc<Task>` leaked by `into_raw` (Task is 8-aligned, so
+            // the low bit is free).
+            let task = unsafe { Arc::from_raw(raw as *const Task) };
+            let epoch = task.current_epoch();
+            Waker {
+                kind: WakerKind::Coroutine { task, epoch },
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Waker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.kind {
+            WakerKind::Coroutine { task, epoch } => f
+                .debug_struct("Waker")
+                .field("coroutine", &task.id)
+                .field("epoch", epoch)
+                .finish(),
+            WakerKind::Thread(signal) => f
+                .debug_struct("Waker")
+                .field("thread", &signal.thread.id())
+                .finish(),
+        }
+    }
+}
+
+/// One park of the current coroutine (or plain thread), steps 1 to 3 of the protocol.
+///
+/// ```text
+/// let parking = Parking::prepare();
+/// queue.push(parking.waker());      // publish
+/// if condition_already_met { parking.cancel() } else { parking.park() }
+/// ```
+#[must_use = "a prepared park must be parked or cancelled"]
+pub struct Parking {
+    kind: WakerKind,
+}
+
+impl Parking {
+    /// Step 1: announces that the current coroutine (or thread) is about to park.
+    pub fn prepare() -> Parking {
+        match context::task() {
+            Some(task) => {
+                let task = task.arc();
+                Parking::prepare_task(&task)
+            }
+            None => Parking {
+                kind: WakerKind::Thread(ThreadSignal::new()),
+            },
+        }
+    }
+
+    fn prepare_task(task: &Arc<Task>) -> Parking {
+        let current = task.state.load(Ordering::Relaxed);
+        debug_assert_eq!(current & STATE_MASK, RUNNING, "coronet: double park");
+        let epoch = epoch_of(current).wrapping_add(1);
+        // Release: wakers that read this epoch (from a waker we publish afterwards) see it.
+        task.state.store(pack(epoch, PARKING), Ordering::Release);
+        Parking {
+            kind: WakerKind::Coroutine {
+                task: task.clone(),
+                epoch,
+            },
+        }
+    }
+
+    /// A waker for this park (step 2: publish it where the event will find it).
+    pub fn waker(&self) -> Waker {
+        Waker {
+            kind: self.kind.clone(),
+        }
+    }
+
+    /// Whether this park runs on a coroutine (false: a plain thread).
+    pub fn is_coroutine(&self) -> bool {
+        matches!(self.kind, WakerKind::Coroutine { .. })
+    }
+
+    /// Gives up the park (the condition was met after publishing). Wakers already published
+    /// become stale and do nothing.
+    pub fn cancel(self) {
+        if let WakerKind::Coroutine { task, epoch } = &self.kind {
+            task.state.store(pack(*epoch, RUNNING), Ordering::Release);
+        }
+    }
+
+    /// Step 3: blocks until a waker of this park fires.
+    pub fn park(self) {
+        match &self.kind {
+            WakerKind::Coroutine { task, .. } => {
+                task.suspend(Suspend::Park);
+            }
+            WakerKind::Thread(signal) => {
+                while !signal.is_notified() {
+                    thread::park();
+                }
+            }
+        }
+    }
+
+    /// Like [`Parking::park`] but also wakes at `deadline`. Returns true if a waker fired
+    /// before the deadline (the timeout may still win a race: callers re-check their
+    /// condition either way).
+    pub fn park_until(self, deadline: Instant) -> bool {
+        match &self.kind {
+            WakerKind::Coroutine { task, .. } => {
+                let shared = task.shared.clone();
+                let key = shared.arm_timer(deadline, TimerAction::Wake(self.waker()));
+                self.park();
+                // If the timer is still pending, something else woke us.
+                shared.cancel_timer(key)
+            }
+            WakerKind::Thread(signal) => {
+                while !signal.is_notified() {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return false;
+                    }
+                    thread::park_timeout(deadline - now);
+                }
+                true
+            }
+        }
+    }
+}
+
+impl Task {
+    /// Recovers the `Arc` of the running task from a plain reference.
+    ///
+    /// Every `Task` lives in an `Arc` (it is created only by `Shared::spawn`), and the running
+    /// task's `Arc` is kept alive by the registry of live tasks while it runs.
+    pub(crate) fn arc(&self) -> Arc<Task> {
+        let ptr: *const Task = self;
+        // SAFETY: `self` is inside an `Arc<Task>` allocation (see above) that has at least one
+        // strong reference for as long as `&self` is usable; incrementing first keeps the
+        // count balanced when `from_raw` takes ownership of one reference.
+        unsafe {
+            Arc::increment_strong_count(ptr);
+            Arc::from_raw(ptr)
+        }
+    }
+}

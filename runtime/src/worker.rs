@@ -1,0 +1,422 @@
+//! Worker threads: the run loop, the search for work, and running one coroutine.
+//!
+//! Each worker owns a FIFO deque (crossbeam `Worker`) and a `runnext` slot (Go's runnext: a
+//! coroutine woken or spawned by the running one runs next, keeping producer/consumer pairs
+//! on one cache). The search order of [`WorkerContext::find_task`]:
+//!
+//! 1. every 61st schedule, the injector first, so it cannot starve (Go: `schedtick % 61`);
+//! 2. `runnext` (at most [`RUNNEXT_STREAK`] times in a row, so a ping-pong pair cannot starve
+//!    the local queue);
+//! 3. the local deque;
+//! 4. the injector (a batch moves to the local deque);
+//! 5. stealing: half of another worker's deque, then its `runnext` (random start).
+//!
+//! A worker that finds nothing spins for a bounded number of rounds (if allowed by
+//! [`crate::idle::Idle`]) and then sleeps on its parker.
+//!
+//! Worker *slots* are allocated up front: the configured workers plus spares the monitor
+//! starts when a worker is stuck (see monitor.rs). A slot's deque is created once; the thread
+//! that runs the slot takes the `Worker` end out of it and puts it back when it retires.
+
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use corosensei::CoroutineResult;
+use crossbeam_deque::{Steal, Stealer, Worker};
+
+use crate::context;
+use crate::idle::Parker;
+use crate::runtime::Shared;
+use crate::stack::{self, LocalCache};
+use crate::task::{Suspend, Task};
+
+/// How many times in a row `runnext` may win over the local deque.
+const RUNNEXT_STREAK: u32 = 8;
+/// Rounds of stealing attempts a spinning worker makes before it sleeps.
+const SPIN_ROUNDS: u32 = 16;
+
+/// Per-worker counters, written only by the owning worker (plain load+store, no RMW),
+/// read by anyone for stats.
+#[derive(Default)]
+pub(crate) struct WorkerCounters {
+    pub(crate) switches: AtomicU64,
+    pub(crate) steals: AtomicU64,
+    pub(crate) parks: AtomicU64,
+    pub(crate) spawned: AtomicU64,
+    pub(crate) completed: AtomicU64,
+}
+
+#[inline]
+pub(crate) fn bump(counter: &AtomicU64) {
+    // Only the owning worker writes: a load and a store are enough and avoid a locked RMW.
+    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+/// The shared half of a worker: what other threads may touch.
+pub(crate) struct WorkerSlot {
+    pub(crate) stealer: Stealer<Arc<Task>>,
+    /// The owner end of the deque while no thread runs this slot.
+    deque: Mutex<Option<Worker<Arc<Task>>>>,
+    /// Go's runnext; an `Arc<Task>` leaked with `into_raw`, or null. Any thread may take it.
+    runnext: AtomicPtr<Task>,
+    /// A thread is running this slot.
+    pub(crate) active: AtomicBool,
+    pub(crate) parker: Parker,
+    pub(crate) counters: WorkerCounters,
+    /// Bumped each time the worker starts running a coroutine (the monitor watches it).
+    pub(crate) ticks: AtomicU64,
+    /// The worker is inside a coroutine right now.
+    pub(crate) in_coroutine: AtomicBool,
+    /// The worker is blocked in `blocking`-style work the monitor already replaced.
+    pub(crate) replaced: AtomicBool,
+    /// Spare slots are started by the monitor and retire when idle.
+    pub(crate) spare: bool,
+}
+
+impl WorkerSlot {
+    pub(crate) fn new(spare: bool) -> WorkerSlot {
+        let deque = Worker::new_fifo();
+        WorkerSlot {
+            stealer: deque.stealer(),
+            deque: Mutex::new(Some(deque)),
+            runnext: AtomicPtr::new(std::ptr::null_mut()),
+            active: AtomicBool::new(false),
+            parker: Parker::new(),
+            counters: WorkerCounters::default(),
+            ticks: AtomicU64::new(0),
+            in_coroutine: AtomicBool::new(false),
+            replaced: AtomicBool::new(false),
+            spare,
+        }
+    }
+
+    /// Takes the runnext coroutine, from any thread.
+    pub(crate) fn take_runnext(&self) -> Option<Arc<Task>> {
+        if self.runnext.load(Ordering::Relaxed).is_null() {
+            return None;
+        }
+        let ptr = self.runnext.swap(std::ptr::null_mut(), Ordering::AcqRel);
+        // SAFETY: a non-null runnext is an `Arc<Task>` leaked by `put_runnext`; the swap
+        // gives this thread sole ownership of that reference.
+        (!ptr.is_null()).then(|| unsafe { Arc::from_raw(ptr) })
+    }
+
+    /// Puts `task` in runnext; returns the coroutine it displaced.
+    fn put_runnext(&self, task: Arc<Task>) -> Option<Arc<Task>> {
+        let old = self
+            .runnext
+            .swap(Arc::into_raw(task) as *mut Task, Ordering::AcqRel);
+        // SAFETY: as in `take_runnext`: the swap made us the owner of the old reference.
+        (!old.is_null()).then(|| unsafe { Arc::from_raw(old) })
+    }
+
+    /// Whether this slot has queued work (deque or runnext).
+    pub(crate) fn has_work(&self) -> bool {
+        !self.stealer.is_empty() || !self.runnext.load(Ordering::Acquire).is_null()
+    }
+
+    /// Whether another worker may take this slot's runnext (see `WorkerContext::steal`).
+    fn runnext_stealable(&self) -> bool {
+        self.replaced.load(Ordering::Relaxed) || !self.active.load(Ordering::Acquire)
+    }
+
+    /// Whether this slot has work another worker could take now.
+    fn has_stealable_work(&self) -> bool {
+        !self.stealer.is_empty()
+            || (!self.runnext.load(Ordering::Acquire).is_null() && self.runnext_stealable())
+    }
+
+    /// Drops whatever is queued (shutdown, after the owner stopped).
+    pub(crate) fn drain(&self) -> Vec<Arc<Task>> {
+        let mut tasks: Vec<_> = self.take_runnext().into_iter().collect();
+        loop {
+            match self.stealer.steal() {
+                Steal::Success(task) => tasks.push(task),
+                Steal::Empty => break,
+                Steal::Retry => continue,
+            }
+        }
+        tasks
+    }
+}
+
+/// The thread-owned half of a worker. Lives on its thread's stack for the thread's life.
+pub(crate) struct WorkerContext {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) index: usize,
+    deque: Worker<Arc<Task>>,
+    current: Cell<*const Task>,
+    pub(crate) stacks: RefCell<LocalCache>,
+    tick: Cell<u32>,
+    runnext_streak: Cell<u32>,
+    rng: Cell<u64>,
+}
+
+impl WorkerContext {
+    pub(crate) fn slot(&self) -> &WorkerSlot {
+        &self.shared.slots[self.index]
+    }
+
+    /// The coroutine this worker is running, if any.
+    pub(crate) fn current_task(&self) -> Option<&Task> {
+        // SAFETY: `current` is set to a task kept alive by the caller of `resume` (it holds
+        // an `Arc`) for exactly the duration of the resume, and cleared after.
+        unsafe { self.current.get().as_ref() }
+    }
+
+    /// Makes `task` runnable on this worker, ahead of the queue (Go's `runqput(next=true)`).
+    ///
+    /// Unlike Go's `ready`, this wakes an idle worker only when it displaces an older
+    /// coroutine into the (stealable) deque: a coroutine in `runnext` runs as soon as the
+    /// current one parks, which in a request/response exchange is immediately, and waking
+    /// a sibling thread that would only find `runnext` costs a futex wake per message. If the
+    /// current coroutine instead runs on for long, the monitor notices within a tick and lets
+    /// an idle worker take `runnext` (see `steal`).
+    pub(crate) fn push_next(&self, task: Arc<Task>) {
+        if let Some(displaced) = self.slot().put_runnext(task) {
+            self.deque.push(displaced);
+            self.shared.notify_work();
+        }
+    }
+
+    fn next_random(&self) -> u64 {
+        // xorshift64*: only spreads steal start points.
+        let mut x = self.rng.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng.set(x);
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Steps 1 to 4 of the search order: work this worker can take without stealing.
+    fn find_local(&self) -> Option<Arc<Task>> {
+        let tick = self.tick.get().wrapping_add(1);
+        self.tick.set(tick);
+        if tick % 61 == 0 {
+            if let Some(task) = self.steal_injector() {
+                return Some(task);
+            }
+        }
+        let slot = self.slot();
+        if self.runnext_streak.get() < RUNNEXT_STREAK {
+            if let Some(task) = slot.take_runnext() {
+                self.runnext_streak.set(self.runnext_streak.get() + 1);
+                return Some(task);
+            }
+        }
+        self.runnext_streak.set(0);
+        self.deque
+            .pop()
+            .or_else(|| slot.take_runnext())
+            .or_else(|| self.steal_injector())
+    }
+
+    fn steal_injector(&self) -> Option<Arc<Task>> {
+        loop {
+            match self.shared.injector.steal_batch_and_pop(&self.deque) {
+                Steal::Success(task) => return Some(task),
+                Steal::Empty => return None,
+                Steal::Retry => continue,
+            }
+        }
+    }
+
+    /// Step 5: steal from the other active workers.
+    fn steal(&self) -> Option<Arc<Task>> {
+        let slots = &self.shared.slots;
+        let start = (self.next_random() as usize) % slots.len();
+        for offset in 0..slots.len() {
+            let index = (start + offset) % slots.len();
+            if index == self.index {
+                continue;
+            }
+            let victim = &slots[index];
+            if !victim.active.load(Ordering::Acquire) && !victim.has_work() {
+                continue;
+            }
+            let stolen = loop {
+                match victim.stealer.steal_batch_and_pop(&self.deque) {
+                    Steal::Success(task) => break Some(task),
+                    Steal::Empty => break None,
+                    Steal::Retry => continue,
+                }
+            };
+            // A running worker picks its own runnext as soon as its coroutine parks; take it
+            // only from a worker the monitor found stuck, or one that stopped.
+            let stolen = stolen.or_else(|| {
+                victim
+                    .runnext_stealable()
+                    .then(|| victim.take_runnext())
+                    .flatten()
+            });
+            if stolen.is_some() {
+                bump(&self.slot().counters.steals);
+                return stolen;
+            }
+        }
+        self.steal_injector()
+    }
+
+    /// Whether any queue of the runtime holds work (the sleeper's final look).
+    fn any_work_visible(&self) -> bool {
+        !self.shared.injector.is_empty()
+            || self
+                .shared
+                .slots
+                .iter()
+                .enumerate()
+                .any(|(index, slot)| index != self.index && slot.has_stealable_work())
+    }
+
+    /// Runs `task` until it parks, yields or finishes.
+    fn run_task(&self, task: Arc<Task>) {
+        let slot = self.slot();
+        loop {
+            self.current.set(Arc::as_ptr(&task));
+            bump(&slot.ticks);
+            slot.in_coroutine.store(true, Ordering::Release);
+            // SAFETY: this worker dequeued the task, so it holds the run right until it
+            // hands the task on below; nothing else touches the coroutine meanwhile.
+            let coro = unsafe { task.coro_mut() };
+            let result = match coro {
+                Some(coro) => coro.0.resume(()),
+                None => abort_finished(task.id),
+            };
+            slot.in_coroutine.store(false, Ordering::Release);
+            self.current.set(std::ptr::null());
+            bump(&slot.counters.switches);
+            match result {
+                CoroutineResult::Yield(Suspend::Yield) => {
+                    self.deque.push(task);
+                    return;
+                }
+                CoroutineResult::Yield(Suspend::Park) => {
+                    bump(&slot.counters.parks);
+                    if task.commit_park() {
+                        // A waker owns the task now; drop only our reference.
+                        return;
+                    }
+                    // Notified before the commit: resume it at once.
+                }
+                CoroutineResult::Return(()) => {
+                    self.finish(task);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn finish(&self, task: Arc<Task>) {
+        // SAFETY: the coroutine returned on this worker, which still holds the run right.
+        let coro = unsafe { task.coro_mut() }.take();
+        if let Some(coro) = coro {
+            self.stacks.borrow_mut().release(coro.0.into_stack());
+        }
+    }
+
+    /// The worker loop. Returns on shutdown, or when a spare worker retires.
+    fn run(&self) {
+        let mut spinning = false;
+        'schedule: while !self.shared.is_shutdown() {
+            if let Some(task) = self.find_local() {
+                self.found(&mut spinning);
+                self.run_task(task);
+                continue;
+            }
+            if !spinning {
+                spinning = self.shared.idle.try_spin(self.shared.active_workers());
+            }
+            if spinning {
+                for _ in 0..SPIN_ROUNDS {
+                    if let Some(task) = self.steal() {
+                        self.found(&mut spinning);
+                        self.run_task(task);
+                        continue 'schedule;
+                    }
+                    std::hint::spin_loop();
+                }
+            }
+            if self.slot().spare && self.shared.may_retire_spare() {
+                if spinning {
+                    self.shared.idle.stop_spinning();
+                }
+                return;
+            }
+            // Step 4 of the idle protocol: register, take a last look, then sleep.
+            self.shared.idle.prepare_sleep(self.index, spinning);
+            spinning = false;
+            if self.any_work_visible() || self.shared.is_shutdown() {
+                if !self.shared.idle.cancel_sleep(self.index) {
+                    // A notifier woke us already and counted us as spinning.
+                    self.slot().parker.reset();
+                    spinning = true;
+                }
+                continue;
+            }
+            self.slot().parker.park();
+            // `notify_work` counted us as spinning (shutdown also unparks; harmless).
+            spinning = true;
+        }
+        if spinning {
+            self.shared.idle.stop_spinning();
+        }
+    }
+
+    fn found(&self, spinning: &mut bool) {
+        if *spinning {
+            *spinning = false;
+            if self.shared.idle.found_work() {
+                self.shared.notify_work();
+            }
+        }
+    }
+}
+
+#[cold]
+fn abort_finished(id: u64) -> ! {
+    eprintln!("coronet: fatal: finished coroutine {id} was scheduled");
+    std::process::abort()
+}
+
+/// Body of a worker thread for slot `index`.
+pub(crate) fn worker_main(shared: Arc<Shared>, index: usize) {
+    stack::ensure_altstack();
+    let deque = shared.slots[index]
+        .deque
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .expect("coronet: worker slot started twice");
+    let seed = (index as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        ^ Instant::now().elapsed().as_nanos() as u64;
+    let ctx = WorkerContext {
+        shared: shared.clone(),
+        index,
+        deque,
+        current: Cell::new(std::ptr::null()),
+        stacks: RefCell::new(LocalCache::new()),
+        tick: Cell::new(0),
+        runnext_streak: Cell::new(0),
+        rng: Cell::new(seed | 1),
+    };
+    {
+        let _guard = context::enter_worker(&ctx);
+        ctx.run();
+    }
+    // Hand the deque back (a spare slot may be reused); move leftovers to the injector.
+    while let Some(task) = ctx.deque.pop() {
+        shared.injector.push(task);
+    }
+    if let Some(task) = ctx.slot().take_runnext() {
+        shared.injector.push(task);
+    }
+    let slot = &shared.slots[index];
+    *slot.deque.lock().unwrap_or_else(|e| e.into_inner()) = Some(ctx.deque);
+    slot.active.store(false, Ordering::Release);
+    if !shared.injector.is_empty() {
+        shared.notify_work();
+    }
+}

@@ -1,0 +1,72 @@
+//! Dropping a runtime joins its threads, unwinds parked coroutines and frees their stacks.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+
+use coronet_runtime::runtime::Builder;
+
+struct CountOnDrop(Arc<AtomicUsize>);
+
+impl Drop for CountOnDrop {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn dropping_the_runtime_unwinds_parked_coroutines() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let rt = Builder::new().workers(2).build().unwrap();
+    let (parked_tx, parked_rx) = mpsc::channel();
+    for _ in 0..100 {
+        let guard = CountOnDrop(dropped.clone());
+        let parked_tx = parked_tx.clone();
+        rt.spawn(move || {
+            let _guard = guard;
+            parked_tx.send(()).unwrap();
+            loop {
+                coronet_runtime::park(); // nobody unparks: parked forever
+            }
+        });
+    }
+    // Never-started coroutines are dropped too.
+    for _ in 0..10 {
+        let guard = CountOnDrop(dropped.clone());
+        rt.spawn(move || {
+            let _guard = guard;
+            coronet_runtime::sleep(std::time::Duration::from_secs(3600));
+        });
+    }
+    for _ in 0..100 {
+        parked_rx.recv().unwrap();
+    }
+    assert_eq!(dropped.load(Ordering::SeqCst), 0);
+    let alive = rt.stats().alive;
+    assert_eq!(alive, 110);
+    drop(rt);
+    assert_eq!(dropped.load(Ordering::SeqCst), 110);
+}
+
+#[test]
+fn dropping_an_idle_runtime_joins_its_threads() {
+    for _ in 0..20 {
+        let rt = Builder::new().workers(3).build().unwrap();
+        assert_eq!(rt.block_on(|| 5), 5);
+        drop(rt);
+    }
+}
+
+#[test]
+fn spawn_after_shutdown_is_an_error_not_a_hang() {
+    let rt = Builder::new().workers(1).build().unwrap();
+    let (tx, rx) = mpsc::channel();
+    rt.spawn(move || {
+        // Runs on the runtime; after shutdown its spawn attempts fail cleanly.
+        tx.send(()).unwrap();
+        loop {
+            coronet_runtime::park();
+        }
+    });
+    rx.recv().unwrap();
+    drop(rt);
+}

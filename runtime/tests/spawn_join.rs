@@ -1,0 +1,138 @@
+//! Spawning and joining: results, nesting, panics, names and builders.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use coronet_runtime::{coroutine, run, spawn};
+
+#[test]
+fn hundred_thousand_coroutines_return_their_results() {
+    let total = run(|| {
+        let handles: Vec<_> = (0..100_000u64).map(|i| spawn(move || i * 3)).collect();
+        handles
+            .into_iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let value = h.join().unwrap();
+                assert_eq!(value, i as u64 * 3);
+                value
+            })
+            .sum::<u64>()
+    });
+    assert_eq!(total, 3 * (100_000u64 * 99_999 / 2));
+}
+
+#[test]
+fn join_from_a_plain_thread() {
+    let handle = spawn(|| "from a coroutine".to_string());
+    assert_eq!(handle.join().unwrap(), "from a coroutine");
+}
+
+#[test]
+fn nested_spawns_form_a_tree() {
+    fn tree(depth: u32) -> u64 {
+        if depth == 0 {
+            return 1;
+        }
+        let left = spawn(move || tree(depth - 1));
+        let right = spawn(move || tree(depth - 1));
+        left.join().unwrap() + right.join().unwrap()
+    }
+    assert_eq!(run(|| tree(12)), 4096);
+}
+
+#[test]
+fn a_panic_comes_back_as_err_and_the_runtime_keeps_serving() {
+    let result = spawn(|| -> u32 { panic!("boom in a coroutine") }).join();
+    let payload = result.expect_err("the panic must reach join");
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom in a coroutine"));
+    // The worker that ran it is still alive and serving.
+    let ok: Vec<_> = (0..100).map(|i| spawn(move || i)).collect();
+    let sum: i32 = ok.into_iter().map(|h| h.join().unwrap()).sum();
+    assert_eq!(sum, 4950);
+}
+
+#[test]
+#[should_panic(expected = "propagated")]
+fn run_propagates_a_panic() {
+    run(|| panic!("propagated"));
+}
+
+#[test]
+fn builder_sets_name_and_stack_size() {
+    let handle = coroutine::Builder::new()
+        .name("named-one".into())
+        .stack_size(512 * 1024)
+        .spawn(|| {
+            // Use a good part of the larger stack.
+            let big = [7u8; 300 * 1024];
+            let sum: u64 = std::hint::black_box(&big).iter().map(|&b| u64::from(b)).sum();
+            (coronet_runtime::current().name().map(str::to_owned), sum)
+        })
+        .unwrap();
+    assert_eq!(handle.coroutine().name(), Some("named-one"));
+    let (name, sum) = handle.join().unwrap();
+    assert_eq!(name.as_deref(), Some("named-one"));
+    assert_eq!(sum, 7 * 300 * 1024);
+}
+
+#[test]
+fn ids_are_unique_and_current_matches_the_handle() {
+    let handles: Vec<_> = (0..1000)
+        .map(|_| spawn(|| coronet_runtime::current().id()))
+        .collect();
+    let mut ids = std::collections::HashSet::new();
+    for handle in handles {
+        let expected = handle.coroutine().id();
+        assert_eq!(handle.join().unwrap(), expected);
+        assert!(ids.insert(expected));
+    }
+}
+
+#[test]
+fn dropping_a_join_handle_detaches() {
+    let done = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = std::sync::mpsc::channel();
+    for _ in 0..100 {
+        let done = done.clone();
+        let tx = tx.clone();
+        drop(spawn(move || {
+            coronet_runtime::yield_now();
+            done.fetch_add(1, Ordering::SeqCst);
+            tx.send(()).unwrap();
+        }));
+    }
+    for _ in 0..100 {
+        rx.recv().unwrap();
+    }
+    assert_eq!(done.load(Ordering::SeqCst), 100);
+}
+
+#[test]
+fn coroutines_keep_running_after_run_returns() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    run(move || {
+        spawn(move || {
+            coronet_runtime::sleep(std::time::Duration::from_millis(5));
+            tx.send("still running").unwrap();
+        });
+    });
+    assert_eq!(rx.recv().unwrap(), "still running");
+}
+
+#[test]
+fn many_threads_call_run_at_once() {
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            std::thread::spawn(move || {
+                run(move || {
+                    let hs: Vec<_> = (0..1000).map(|i| spawn(move || i + t)).collect();
+                    hs.into_iter().map(|h| h.join().unwrap()).sum::<usize>()
+                })
+            })
+        })
+        .collect();
+    for (t, thread) in threads.into_iter().enumerate() {
+        assert_eq!(thread.join().unwrap(), 499_500 + 1000 * t);
+    }
+}
