@@ -46,6 +46,7 @@
 mod blocking;
 mod context;
 pub mod coroutine;
+mod cpu_clock;
 mod idle;
 pub mod io;
 pub mod local;

@@ -4,9 +4,13 @@
 //! syscall, `std::thread::sleep`, a long loop) holds its worker. Every [`TICK`] the monitor
 //! looks at each worker's tick counter; a worker inside the same coroutine for two ticks in a
 //! row is *stuck*. If work is waiting, the monitor first wakes a sleeping worker (it will
-//! steal the stuck worker's queue); if none sleeps, it starts a spare worker thread in a
-//! free slot (a *hand-off*, counted in stats). Spares retire when no worker is stuck and they
-//! find no work. The stuck worker itself continues when its coroutine returns control.
+//! steal the stuck worker's queue); if none sleeps and a stuck worker is *blocked* (its
+//! thread's CPU clock stood still during the tick: a blocking syscall, `thread::sleep`), it
+//! starts a spare worker thread in a free slot (a *hand-off*, counted in stats). A stuck
+//! worker that is *busy* computing gets no spare: every core is already working, and another
+//! thread would only oversubscribe them (Go would preempt it; Rust cannot). Such long runners
+//! are counted in stats. Spares retire when no worker is stuck and they find no work. The
+//! stuck worker itself continues when its coroutine returns control.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -14,7 +18,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::runtime::Shared;
-use crate::worker::worker_main;
+use crate::worker::{worker_main, WorkerSlot};
 
 /// How often the monitor looks.
 pub(crate) const TICK: Duration = Duration::from_millis(5);
@@ -22,22 +26,33 @@ pub(crate) const TICK: Duration = Duration::from_millis(5);
 /// Body of the monitor thread.
 pub(crate) fn monitor_main(shared: Arc<Shared>) {
     let mut last_ticks: Vec<u64> = vec![0; shared.slots.len()];
+    let mut last_cpu: Vec<Option<u64>> = vec![None; shared.slots.len()];
     let mut spares: Vec<thread::JoinHandle<()>> = Vec::new();
     while !shared.is_shutdown() {
         thread::sleep(TICK);
         spares.retain(|handle| !handle.is_finished());
-        let mut stuck = 0;
+        let (mut stuck, mut blocked) = (0, 0);
         for (index, slot) in shared.slots.iter().enumerate() {
             let ticks = slot.ticks.load(Ordering::Relaxed);
             let same = ticks == last_ticks[index];
             last_ticks[index] = ticks;
+            let cpu = cpu_nanos(slot);
+            let ran = match (last_cpu[index], cpu) {
+                (Some(before), Some(now)) => now.saturating_sub(before) >= TICK.as_nanos() as u64 / 2,
+                _ => false,
+            };
+            last_cpu[index] = cpu;
             let is_stuck = same
                 && slot.active.load(Ordering::Acquire)
                 && slot.in_coroutine.load(Ordering::Acquire);
             slot.replaced.store(is_stuck, Ordering::Relaxed);
             stuck += usize::from(is_stuck);
+            blocked += usize::from(is_stuck && !ran);
         }
         shared.stuck_workers.store(stuck, Ordering::Relaxed);
+        shared
+            .long_runners
+            .fetch_add((stuck - blocked) as u64, Ordering::Relaxed);
         if stuck == 0 || !work_waiting(&shared) {
             continue;
         }
@@ -45,13 +60,22 @@ pub(crate) fn monitor_main(shared: Arc<Shared>) {
             shared.notify_work();
             continue;
         }
-        if let Some(handle) = start_spare(&shared) {
-            spares.push(handle);
+        if blocked > 0 {
+            if let Some(handle) = start_spare(&shared) {
+                spares.push(handle);
+            }
         }
     }
     for handle in spares {
         let _ = handle.join();
     }
+}
+
+/// The CPU time of the thread running `slot`, if known.
+fn cpu_nanos(slot: &WorkerSlot) -> Option<u64> {
+    // The worker clears its clock under this lock before its thread exits.
+    let clock = slot.cpu_clock.lock().unwrap_or_else(|e| e.into_inner());
+    clock.as_ref().and_then(|clock| clock.nanos())
 }
 
 fn work_waiting(shared: &Shared) -> bool {

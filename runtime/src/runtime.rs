@@ -130,6 +130,8 @@ pub(crate) struct Shared {
     pub(crate) foreign_spawns: AtomicU64,
     pub(crate) polls: AtomicU64,
     pub(crate) handoffs: AtomicU64,
+    /// Monitor ticks during which a worker was busy in one coroutine (summed over workers).
+    pub(crate) long_runners: AtomicU64,
     pub(crate) spare_running: AtomicUsize,
     /// Workers that the monitor found stuck in one coroutine.
     pub(crate) stuck_workers: AtomicUsize,
@@ -295,6 +297,7 @@ impl Shared {
             timers: self.pending_timers(),
             polls: self.polls.load(Ordering::Relaxed),
             handoffs: self.handoffs.load(Ordering::Relaxed),
+            long_runner_ticks: self.long_runners.load(Ordering::Relaxed),
             blocking_threads: self.blocking.threads(),
             spawned: self.foreign_spawns.load(Ordering::Relaxed),
             stacks_mapped: stack::stacks_allocated(),
@@ -451,6 +454,7 @@ impl Builder {
             foreign_spawns: AtomicU64::new(0),
             polls: AtomicU64::new(0),
             handoffs: AtomicU64::new(0),
+            long_runners: AtomicU64::new(0),
             spare_running: AtomicUsize::new(0),
             stuck_workers: AtomicUsize::new(0),
         });

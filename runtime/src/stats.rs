@@ -35,6 +35,9 @@ pub struct Stats {
     pub handoffs: u64,
     /// File descriptors registered with this runtime's poller now.
     pub registered_fds: usize,
+    /// Monitor ticks (5 ms) during which a worker kept computing inside one coroutine
+    /// without yielding, summed over workers: coroutines that should yield or use `blocking`.
+    pub long_runner_ticks: u64,
     /// Coroutine stacks mapped by the process (all runtimes), pooled or in use.
     pub stacks_mapped: usize,
 }

@@ -27,6 +27,7 @@ use corosensei::CoroutineResult;
 use crossbeam_deque::{Steal, Stealer, Worker};
 
 use crate::context;
+use crate::cpu_clock::CpuClock;
 use crate::idle::Parker;
 use crate::runtime::Shared;
 use crate::stack::{self, LocalCache};
@@ -73,6 +74,8 @@ pub(crate) struct WorkerSlot {
     pub(crate) replaced: AtomicBool,
     /// Spare slots are started by the monitor and retire when idle.
     pub(crate) spare: bool,
+    /// The CPU clock of the thread running this slot (for the monitor).
+    pub(crate) cpu_clock: Mutex<Option<CpuClock>>,
 }
 
 impl WorkerSlot {
@@ -89,6 +92,7 @@ impl WorkerSlot {
             in_coroutine: AtomicBool::new(false),
             replaced: AtomicBool::new(false),
             spare,
+            cpu_clock: Mutex::new(None),
         }
     }
 
@@ -384,6 +388,10 @@ fn abort_finished(id: u64) -> ! {
 /// Body of a worker thread for slot `index`.
 pub(crate) fn worker_main(shared: Arc<Shared>, index: usize) {
     stack::ensure_altstack();
+    *shared.slots[index]
+        .cpu_clock
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = CpuClock::current_thread();
     let deque = shared.slots[index]
         .deque
         .lock()
@@ -414,6 +422,7 @@ pub(crate) fn worker_main(shared: Arc<Shared>, index: usize) {
         shared.injector.push(task);
     }
     let slot = &shared.slots[index];
+    *slot.cpu_clock.lock().unwrap_or_else(|e| e.into_inner()) = None;
     *slot.deque.lock().unwrap_or_else(|e| e.into_inner()) = Some(ctx.deque);
     slot.active.store(false, Ordering::Release);
     if !shared.injector.is_empty() {
