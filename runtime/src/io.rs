@@ -39,7 +39,9 @@
 //! of a parked coroutine's data path.
 
 use std::io;
-use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{
+    fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -81,6 +83,10 @@ impl std::fmt::Display for WaitError {
 
 impl std::error::Error for WaitError {}
 
+/// A snapshot of one direction's notifications ([`Registration::readiness`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readiness(u64);
+
 /// One direction's deadline: the time, and the timer armed for it.
 #[derive(Default)]
 struct Deadline {
@@ -99,6 +105,8 @@ struct DeadlineTimer {
 /// One direction's waiters.
 #[derive(Default)]
 struct Waiters {
+    /// Notifications so far (events, closes, deadlines); see [`Registration::readiness`].
+    seq: AtomicU64,
     word: AtomicUsize,
     has_overflow: AtomicBool,
     overflow: Mutex<Vec<Waker>>,
@@ -107,6 +115,8 @@ struct Waiters {
 impl Waiters {
     /// Swaps in `new` and wakes whoever waited.
     fn notify(&self, new: usize) {
+        // SeqCst pairs with the waiter's publish-then-load in `wait_since`.
+        self.seq.fetch_add(1, Ordering::SeqCst);
         let old = self.word.swap(new, Ordering::SeqCst);
         if old > READY {
             // SAFETY: a word above READY is a waker published by `wait` with `into_raw`; the
@@ -219,7 +229,8 @@ impl IoRegistry {
             return Err(io::Error::other("coronet: too many registered descriptors"));
         }
         if offset == 0 {
-            let descs: Box<[PollDesc]> = (0..chunk_len(chunk)).map(|_| PollDesc::default()).collect();
+            let descs: Box<[PollDesc]> =
+                (0..chunk_len(chunk)).map(|_| PollDesc::default()).collect();
             // Release pairs with the acquire load in `get`.
             self.chunks[chunk].store(Box::into_raw(descs) as *mut PollDesc, Ordering::Release);
         }
@@ -258,7 +269,11 @@ impl IoRegistry {
         if desc.generation.load(Ordering::Acquire) != generation {
             return;
         }
-        let interest = if write { Interest::Write } else { Interest::Read };
+        let interest = if write {
+            Interest::Write
+        } else {
+            Interest::Read
+        };
         {
             let mut timer = desc
                 .deadline(interest)
@@ -410,12 +425,36 @@ impl Registration {
                 .word
                 .compare_exchange(EMPTY, raw, Ordering::SeqCst, Ordering::Acquire)
             {
-                Ok(_) => {}
+                Ok(_) => {
+                    // Close and deadlines set their flag before they swap the word, so a flag
+                    // set before our publish is visible now; take our waker back if so.
+                    if self.check(desc, deadline).is_err()
+                        && waiters
+                            .word
+                            .compare_exchange(raw, EMPTY, Ordering::AcqRel, Ordering::Acquire)
+                            .is_ok()
+                    {
+                        // SAFETY: the CAS took our own published waker back out of the slot.
+                        drop(unsafe { Waker::from_raw(raw) });
+                        parking.cancel();
+                        continue;
+                    }
+                    parking.park();
+                    // Only a notification takes a published waker out of the word: an event
+                    // (the word is READY: consume it), a close or a deadline (EMPTY).
+                    self.check(desc, deadline)?;
+                    let _ = waiters.word.compare_exchange(
+                        READY,
+                        EMPTY,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    );
+                    return Ok(());
+                }
                 Err(READY) => {
                     // SAFETY: `raw` was never published; we still own it.
                     drop(unsafe { Waker::from_raw(raw) });
                     parking.cancel();
-                    continue;
                 }
                 Err(_) => {
                     // Another coroutine waits in this direction: queue behind it.
@@ -427,32 +466,109 @@ impl Registration {
                         overflow.push(parking.waker());
                         waiters.has_overflow.store(true, Ordering::SeqCst);
                     }
+                    // Pairs with the SeqCst swap in `notify`: either it sees our flag, or we
+                    // see its READY.
                     fence(Ordering::SeqCst);
-                    if waiters.word.load(Ordering::SeqCst) <= READY || self.check(desc, deadline).is_err() {
-                        // A notification may have missed the list; our stale waker stays in
-                        // it and is dropped at the next notification.
+                    if waiters.word.load(Ordering::SeqCst) == READY
+                        || self.check(desc, deadline).is_err()
+                    {
+                        // Our stale waker stays in the list; waking it later does nothing.
                         parking.cancel();
                         continue;
                     }
                     parking.park();
-                    continue;
+                    // A notification drained the list. With edge-triggered readiness one
+                    // event may stand for data enough for every waiter, and the first waiter
+                    // may already have consumed READY: retry the syscall rather than wait
+                    // for an edge that may never come.
+                    self.check(desc, deadline)?;
+                    return Ok(());
                 }
             }
-            // Close and deadlines set their flag before they swap the word, so a flag set
-            // before our publish is visible now; take our waker back if so.
-            if self.check(desc, deadline).is_err()
-                && waiters
+        }
+    }
+
+    /// A snapshot of `interest`'s notifications, taken *before* a syscall; pass it to
+    /// [`Registration::wait_since`] when the syscall returns `WouldBlock`.
+    ///
+    /// This closes the window between the syscall and the wait: a notification in between
+    /// makes `wait_since` return at once. Unlike the single READY token of
+    /// [`Registration::wait`], it stays exact when several coroutines wait in the same
+    /// direction (clones of one UDP socket): every waiter whose snapshot predates an event
+    /// retries its syscall, so one edge that brings data for all of them wakes them all.
+    pub fn readiness(&self, interest: Interest) -> Readiness {
+        Readiness(self.desc().waiters(interest).seq.load(Ordering::SeqCst))
+    }
+
+    /// Waits until a notification newer than `since` arrives for `interest` (then retry the
+    /// syscall), the direction's deadline passes, or the registration is closed.
+    pub fn wait_since(&self, interest: Interest, since: Readiness) -> Result<(), WaitError> {
+        let desc = self.desc();
+        let waiters = desc.waiters(interest);
+        let deadline = desc.deadline(interest);
+        let consume_ready = || {
+            let _ =
+                waiters
                     .word
-                    .compare_exchange(raw, EMPTY, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
+                    .compare_exchange(READY, EMPTY, Ordering::AcqRel, Ordering::Acquire);
+        };
+        self.check(desc, deadline)?;
+        if waiters.seq.load(Ordering::SeqCst) != since.0 {
+            consume_ready();
+            return Ok(());
+        }
+        let parking = Parking::prepare();
+        let raw = parking.waker().into_raw();
+        let in_word =
+            match waiters
+                .word
+                .compare_exchange(EMPTY, raw, Ordering::SeqCst, Ordering::Acquire)
+            {
+                Ok(_) => true,
+                Err(READY) => {
+                    // An event arrived (maybe before `since`: then this is one spurious retry).
+                    // SAFETY: `raw` was never published; we still own it.
+                    drop(unsafe { Waker::from_raw(raw) });
+                    parking.cancel();
+                    consume_ready();
+                    return Ok(());
+                }
+                Err(_) => {
+                    // Another coroutine waits in this direction: wait beside it in the list.
+                    // SAFETY: as above, `raw` was never published.
+                    drop(unsafe { Waker::from_raw(raw) });
+                    let mut overflow = waiters.overflow.lock().unwrap_or_else(|e| e.into_inner());
+                    overflow.push(parking.waker());
+                    waiters.has_overflow.store(true, Ordering::SeqCst);
+                    false
+                }
+            };
+        // Pairs with `notify`'s SeqCst increment: either it sees our waker, or we see its
+        // new sequence number (or the close/deadline flag set before it).
+        fence(Ordering::SeqCst);
+        if waiters.seq.load(Ordering::SeqCst) != since.0 || self.check(desc, deadline).is_err() {
+            if !in_word {
+                // Our entry in the list is stale now; waking it later does nothing.
+                parking.cancel();
+            } else if waiters
+                .word
+                .compare_exchange(raw, EMPTY, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
             {
                 // SAFETY: the CAS took our own published waker back out of the slot.
                 drop(unsafe { Waker::from_raw(raw) });
                 parking.cancel();
-                continue;
+            } else {
+                // A notifier took the waker and is about to wake this very park: it reads
+                // the park's epoch when it wakes, so let it find this park, not a later one.
+                parking.park();
             }
+        } else {
             parking.park();
         }
+        self.check(desc, deadline)?;
+        consume_ready();
+        Ok(())
     }
 
     fn check(&self, desc: &PollDesc, deadline: &Deadline) -> Result<(), WaitError> {
