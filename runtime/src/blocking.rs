@@ -14,6 +14,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::context;
+use crate::dump::WaitReason;
 use crate::task::Parking;
 
 /// Upper bound on pool threads per runtime.
@@ -45,7 +46,11 @@ impl BlockingPool {
     }
 
     pub(crate) fn threads(&self) -> usize {
-        self.state.0.lock().unwrap_or_else(|e| e.into_inner()).threads
+        self.state
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .threads
     }
 
     fn submit(&self, job: Job) -> std::io::Result<()> {
@@ -147,7 +152,7 @@ where
     let slot = Arc::new(Slot {
         result: Mutex::new(None),
     });
-    let parking = Parking::prepare();
+    let parking = Parking::prepare().reason(WaitReason::Blocking);
     let waker = parking.waker();
     let job_slot = slot.clone();
     let job: Box<dyn FnOnce() + Send + '_> = Box::new(move || {

@@ -8,11 +8,13 @@
 use std::fmt;
 use std::io;
 use std::num::NonZeroU64;
+use std::panic::Location;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::context;
+use crate::dump::WaitReason;
 use crate::runtime::{current_shared, Runtime};
 use crate::task::{Parking, Suspend, Task, Waker};
 
@@ -25,6 +27,10 @@ pub struct Coroutine {
 impl Coroutine {
     pub(crate) fn from_task(task: Arc<Task>) -> Coroutine {
         Coroutine { task }
+    }
+
+    pub(crate) fn task(&self) -> &Arc<Task> {
+        &self.task
     }
 
     /// The coroutine's unique id (never 0, never reused within the process).
@@ -67,6 +73,8 @@ impl CoroutineId {
 /// Where a finished coroutine leaves its result for [`JoinHandle::join`].
 pub(crate) struct Packet<T> {
     state: Mutex<PacketState<T>>,
+    /// The id of the coroutine that fills it (for the joiner's wait reason).
+    target: u64,
 }
 
 enum PacketState<T> {
@@ -76,9 +84,10 @@ enum PacketState<T> {
 }
 
 impl<T> Packet<T> {
-    pub(crate) fn new() -> Packet<T> {
+    pub(crate) fn new(target: u64) -> Packet<T> {
         Packet {
             state: Mutex::new(PacketState::Running(None)),
+            target,
         }
     }
 
@@ -107,7 +116,9 @@ impl<T> Packet<T> {
                 match std::mem::replace(&mut *state, PacketState::Taken) {
                     PacketState::Done(result) => return result,
                     PacketState::Running(_) => {
-                        let parking = Parking::prepare();
+                        let parking = Parking::prepare().reason(WaitReason::Join {
+                            coroutine: self.target,
+                        });
                         *state = PacketState::Running(Some(parking.waker()));
                         parking
                     }
@@ -195,21 +206,25 @@ impl Builder {
 
     /// Spawns on the calling coroutine's runtime, or the default runtime from a plain thread.
     /// Fails if no stack can be mapped (out of memory, `vm.max_map_count`).
+    #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        current_shared().spawn(f, self.name, self.stack_size)
+        current_shared().spawn(f, self.name, self.stack_size, Location::caller())
     }
 
     /// Spawns on `runtime`.
+    #[track_caller]
     pub fn spawn_on<F, T>(self, runtime: &Runtime, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        runtime.shared().spawn(f, self.name, self.stack_size)
+        runtime
+            .shared()
+            .spawn(f, self.name, self.stack_size, Location::caller())
     }
 }
 
@@ -245,6 +260,7 @@ where
 /// });
 /// assert_eq!(n, 42);
 /// ```
+#[track_caller]
 pub fn run<F, T>(f: F) -> T
 where
     F: FnOnce() -> T + Send + 'static,

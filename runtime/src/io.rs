@@ -47,6 +47,7 @@ use std::time::Instant;
 
 use coronet_poller::{Event, RawSource, Token};
 
+use crate::dump::WaitReason;
 use crate::runtime::{current_shared, Shared};
 use crate::task::{Parking, Waker};
 use crate::timer::{TimerAction, TimerKey};
@@ -419,7 +420,7 @@ impl Registration {
             {
                 return Ok(());
             }
-            let parking = Parking::prepare();
+            let parking = Parking::prepare().reason(self.wait_reason(interest));
             let raw = parking.waker().into_raw();
             match waiters
                 .word
@@ -517,7 +518,7 @@ impl Registration {
             consume_ready();
             return Ok(());
         }
-        let parking = Parking::prepare();
+        let parking = Parking::prepare().reason(self.wait_reason(interest));
         let raw = parking.waker().into_raw();
         let in_word =
             match waiters
@@ -569,6 +570,16 @@ impl Registration {
         self.check(desc, deadline)?;
         consume_ready();
         Ok(())
+    }
+
+    fn wait_reason(&self, interest: Interest) -> WaitReason {
+        // Windows sockets are wider than an fd; the dump shows the low bits.
+        #[allow(clippy::unnecessary_cast)]
+        let fd = self.source as i32;
+        match interest {
+            Interest::Read => WaitReason::Readable { fd },
+            Interest::Write => WaitReason::Writable { fd },
+        }
     }
 
     fn check(&self, desc: &PollDesc, deadline: &Deadline) -> Result<(), WaitError> {

@@ -46,7 +46,7 @@
 mod blocking;
 mod context;
 pub mod coroutine;
-mod cpu_clock;
+mod dump;
 mod idle;
 pub mod io;
 pub mod local;
@@ -55,6 +55,7 @@ mod poll;
 pub mod runtime;
 mod stack;
 mod stats;
+mod sys;
 mod task;
 mod timer;
 mod worker;

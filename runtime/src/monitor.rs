@@ -15,7 +15,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::runtime::Shared;
 use crate::worker::{worker_main, WorkerSlot};
@@ -28,9 +28,12 @@ pub(crate) fn monitor_main(shared: Arc<Shared>) {
     let mut last_ticks: Vec<u64> = vec![0; shared.slots.len()];
     let mut last_cpu: Vec<Option<u64>> = vec![None; shared.slots.len()];
     let mut spares: Vec<thread::JoinHandle<()>> = Vec::new();
+    let mut next_trace = shared.config.schedtrace.map(|every| Instant::now() + every);
     while !shared.is_shutdown() {
         thread::sleep(TICK);
+        shared.tick_coarse_clock();
         spares.retain(|handle| !handle.is_finished());
+        report(&shared, &mut next_trace);
         let (mut stuck, mut blocked) = (0, 0);
         for (index, slot) in shared.slots.iter().enumerate() {
             let ticks = slot.ticks.load(Ordering::Relaxed);
@@ -38,13 +41,13 @@ pub(crate) fn monitor_main(shared: Arc<Shared>) {
             last_ticks[index] = ticks;
             let cpu = cpu_nanos(slot);
             let ran = match (last_cpu[index], cpu) {
-                (Some(before), Some(now)) => now.saturating_sub(before) >= TICK.as_nanos() as u64 / 2,
+                (Some(before), Some(now)) => {
+                    now.saturating_sub(before) >= TICK.as_nanos() as u64 / 2
+                }
                 _ => false,
             };
             last_cpu[index] = cpu;
-            let is_stuck = same
-                && slot.active.load(Ordering::Acquire)
-                && slot.in_coroutine.load(Ordering::Acquire);
+            let is_stuck = same && slot.active.load(Ordering::Acquire) && slot.running_id() != 0;
             slot.replaced.store(is_stuck, Ordering::Relaxed);
             stuck += usize::from(is_stuck);
             blocked += usize::from(is_stuck && !ran);
@@ -68,6 +71,27 @@ pub(crate) fn monitor_main(shared: Arc<Shared>) {
     }
     for handle in spares {
         let _ = handle.join();
+    }
+}
+
+/// The opt-in reports: the SIGQUIT dump and schedtrace lines, printed from this thread (the
+/// signal handler only set a flag).
+fn report(shared: &Arc<Shared>, next_trace: &mut Option<Instant>) {
+    if shared.config.dump_signal && crate::sys::DUMP_REQUESTED.swap(false, Ordering::SeqCst) {
+        let dump = crate::dump::collect(shared, true);
+        let mut text = format!(
+            "coronet {}: dump of {} coroutine(s) (SIGQUIT)\n\n",
+            shared.config.name,
+            dump.len()
+        );
+        text.push_str(&crate::dump::DumpDisplay(&dump).to_string());
+        eprint!("{text}");
+    }
+    if let (Some(at), Some(every)) = (*next_trace, shared.config.schedtrace) {
+        if Instant::now() >= at {
+            eprintln!("{}", shared.schedtrace_line());
+            *next_trace = Some(at + every);
+        }
     }
 }
 

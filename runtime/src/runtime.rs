@@ -6,6 +6,7 @@
 //! only process-wide entry point is the lazily started default runtime.
 
 use std::io;
+use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -22,7 +23,7 @@ use crate::idle::Idle;
 use crate::io::IoRegistry;
 use crate::stack;
 use crate::stats::Stats;
-use crate::task::{Coro, Suspend, Task};
+use crate::task::{Coro, Resume, Suspend, Task};
 use crate::timer::{TimerAction, TimerKey, Timers};
 use crate::worker::{bump, worker_main, WorkerSlot};
 
@@ -90,6 +91,16 @@ impl Registry {
             .sum()
     }
 
+    /// Every live task (dumps).
+    pub(crate) fn snapshot(&self) -> Vec<Arc<Task>> {
+        let mut all = Vec::new();
+        for shard in self.shards.iter() {
+            let slab = shard.lock().unwrap_or_else(|e| e.into_inner());
+            all.extend(slab.entries.iter().flatten().cloned());
+        }
+        all
+    }
+
     fn take_all(&self) -> Vec<Arc<Task>> {
         let mut all = Vec::new();
         for shard in self.shards.iter() {
@@ -108,6 +119,10 @@ pub(crate) struct Config {
     pub(crate) workers: usize,
     pub(crate) stack_size: usize,
     pub(crate) name: String,
+    /// Print a dump to stderr on SIGQUIT.
+    pub(crate) dump_signal: bool,
+    /// Print a schedtrace line to stderr at this interval.
+    pub(crate) schedtrace: Option<Duration>,
 }
 
 /// State shared by every thread and task of one runtime.
@@ -135,9 +150,27 @@ pub(crate) struct Shared {
     pub(crate) spare_running: AtomicUsize,
     /// Workers that the monitor found stuck in one coroutine.
     pub(crate) stuck_workers: AtomicUsize,
+    /// Milliseconds since `epoch`, advanced by the monitor every tick (park timestamps).
+    coarse_ms: AtomicU64,
 }
 
 impl Shared {
+    /// The coarse clock: milliseconds since the runtime started, to the monitor's tick.
+    pub(crate) fn coarse_now_ms(&self) -> u64 {
+        self.coarse_ms.load(Ordering::Relaxed)
+    }
+
+    /// Advances the coarse clock (monitor).
+    pub(crate) fn tick_coarse_clock(&self) {
+        self.coarse_ms
+            .store(self.ms_since_epoch(Instant::now()), Ordering::Relaxed);
+    }
+
+    /// `at` in milliseconds since the runtime started.
+    pub(crate) fn ms_since_epoch(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch).as_millis() as u64
+    }
+
     pub(crate) fn is_shutdown(&self) -> bool {
         self.shutdown.load(Ordering::Acquire)
     }
@@ -245,6 +278,7 @@ impl Shared {
         f: F,
         name: Option<String>,
         stack_size: Option<usize>,
+        spawned_at: &'static Location<'static>,
     ) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
@@ -263,14 +297,19 @@ impl Shared {
         };
         let id = NEXT_TASK_ID.fetch_add(1, Ordering::Relaxed);
         stack::set_owner_name(&stack, id, name.as_deref());
-        let task = Arc::new(Task::new(self.clone(), id, name.map(String::into_boxed_str)));
-        let packet = Arc::new(Packet::new());
+        let task = Arc::new(Task::new(
+            self.clone(),
+            id,
+            name.map(String::into_boxed_str),
+            spawned_at,
+        ));
+        let packet = Arc::new(Packet::new(id));
         let body = TaskBody {
             task: Arc::as_ptr(&task),
             packet: packet.clone(),
             f,
         };
-        let coro = Coro::with_stack(stack, move |yielder, ()| body.run(yielder));
+        let coro = Coro::with_stack(stack, move |yielder, _first: Resume| body.run(yielder));
         // SAFETY: the task is not queued or shared with any other thread yet.
         unsafe { task.set_coro(coro) };
         self.registry.insert(&task);
@@ -288,6 +327,42 @@ impl Shared {
             }
         }
         Ok(handle)
+    }
+
+    /// Coroutines waiting in run queues now.
+    pub(crate) fn runnable(&self) -> usize {
+        self.injector.len()
+            + self
+                .slots
+                .iter()
+                .map(|slot| slot.stealer.len() + usize::from(slot.has_runnext()))
+                .sum::<usize>()
+    }
+
+    /// One line of Go-style schedtrace.
+    pub(crate) fn schedtrace_line(&self) -> String {
+        let stats = self.stats();
+        let runnable = self.runnable() as u64;
+        let running = self.slots.iter().filter(|s| s.running_id() != 0).count() as u64;
+        let parked = stats.alive.saturating_sub(runnable + running);
+        format!(
+            "coronet {}: schedtrace {}ms: workers={} idle={} spinning={} running={} runnable={} parked={} alive={} spawned={} steals={} polls={} timers={} blocking={} handoffs={}",
+            self.config.name,
+            self.coarse_now_ms(),
+            stats.workers,
+            stats.idle_workers,
+            stats.spinning_workers,
+            running,
+            runnable,
+            parked,
+            stats.alive,
+            stats.spawned,
+            stats.steals,
+            stats.polls,
+            stats.timers,
+            stats.blocking_threads,
+            stats.handoffs,
+        )
     }
 
     /// A snapshot of the counters.
@@ -334,7 +409,7 @@ struct TaskBody<F, T> {
 unsafe impl<F: Send, T: Send> Send for TaskBody<F, T> {}
 
 impl<F: FnOnce() -> T, T> TaskBody<F, T> {
-    fn run(self, yielder: &corosensei::Yielder<(), Suspend>) {
+    fn run(self, yielder: &corosensei::Yielder<Resume, Suspend>) {
         // SAFETY: see the `Send` impl: the task outlives its coroutine's body.
         let task = unsafe { &*self.task };
         task.set_yielder(yielder);
@@ -347,6 +422,7 @@ impl<F: FnOnce() -> T, T> TaskBody<F, T> {
         // Account for the task before its joiner can observe the result, so that stats read
         // after `join` are exact. The worker still holds the task until the body returns.
         task.shared.registry.remove(task);
+        task.finished.store(true, Ordering::Release);
         if let Some(worker) = context::worker() {
             bump(&worker.slot().counters.completed);
         }
@@ -388,6 +464,8 @@ pub struct Builder {
     workers: Option<usize>,
     stack_size: usize,
     name: String,
+    dump_signal: bool,
+    schedtrace: Option<Duration>,
 }
 
 impl Default for Builder {
@@ -397,13 +475,35 @@ impl Default for Builder {
 }
 
 impl Builder {
-    /// Defaults: one worker per available core, [`crate::DEFAULT_STACK_SIZE`] stacks.
+    /// Defaults: one worker per available core, [`crate::DEFAULT_STACK_SIZE`] stacks; the
+    /// signal dump on if `CORONET_DUMP_SIGNAL=1`, schedtrace every `MS` milliseconds if
+    /// `CORONET_SCHEDTRACE=MS` (see `docs/debugging.md`).
     pub fn new() -> Builder {
+        let env = |name: &str| std::env::var(name).ok();
         Builder {
             workers: None,
             stack_size: stack::DEFAULT_STACK_SIZE,
             name: "coronet".to_owned(),
+            dump_signal: env("CORONET_DUMP_SIGNAL").is_some_and(|v| v == "1"),
+            schedtrace: env("CORONET_SCHEDTRACE")
+                .and_then(|v| v.parse::<u64>().ok())
+                .filter(|&ms| ms > 0)
+                .map(Duration::from_millis),
         }
+    }
+
+    /// Prints a dump of every coroutine (with backtraces) to stderr when the process
+    /// receives SIGQUIT, and keeps running (`CORONET_DUMP_SIGNAL=1` sets it too).
+    pub fn dump_signal(mut self, enabled: bool) -> Builder {
+        self.dump_signal = enabled;
+        self
+    }
+
+    /// Prints one line of scheduler counters to stderr at every `interval`, like Go's
+    /// `GODEBUG=schedtrace` (`CORONET_SCHEDTRACE=MS` sets it too).
+    pub fn schedtrace(mut self, interval: Option<Duration>) -> Builder {
+        self.schedtrace = interval;
+        self
     }
 
     /// Number of worker threads (at least 1).
@@ -431,6 +531,9 @@ impl Builder {
             .or_else(|| thread::available_parallelism().ok().map(|n| n.get()))
             .unwrap_or(1);
         stack::install_overflow_handler();
+        if self.dump_signal {
+            crate::sys::install_dump_signal();
+        }
         let slots = (0..workers + MAX_SPARE_WORKERS)
             .map(|index| WorkerSlot::new(index >= workers))
             .collect();
@@ -439,6 +542,8 @@ impl Builder {
                 workers,
                 stack_size: self.stack_size,
                 name: self.name,
+                dump_signal: self.dump_signal,
+                schedtrace: self.schedtrace,
             },
             injector: Injector::new(),
             slots,
@@ -457,6 +562,7 @@ impl Builder {
             long_runners: AtomicU64::new(0),
             spare_running: AtomicUsize::new(0),
             stuck_workers: AtomicUsize::new(0),
+            coarse_ms: AtomicU64::new(0),
         });
         let runtime = Runtime {
             shared: shared.clone(),
@@ -487,11 +593,7 @@ impl Runtime {
         Builder::new().build()
     }
 
-    fn start_thread(
-        &self,
-        name: String,
-        body: impl FnOnce() + Send + 'static,
-    ) -> io::Result<()> {
+    fn start_thread(&self, name: String, body: impl FnOnce() + Send + 'static) -> io::Result<()> {
         let handle = thread::Builder::new().name(name).spawn(body)?;
         self.threads
             .lock()
@@ -513,12 +615,13 @@ impl Runtime {
         T: Send + 'static,
     {
         self.shared
-            .spawn(f, None, None)
+            .spawn(f, None, None, Location::caller())
             .unwrap_or_else(|e| panic!("coronet: failed to spawn a coroutine: {e}"))
     }
 
     /// Runs `f` as a coroutine of this runtime and blocks the calling thread (or parks the
     /// calling coroutine) until it returns. A panic in `f` propagates.
+    #[track_caller]
     pub fn block_on<F, T>(&self, f: F) -> T
     where
         F: FnOnce() -> T + Send + 'static,
@@ -533,6 +636,16 @@ impl Runtime {
     /// Counters of this runtime.
     pub fn stats(&self) -> Stats {
         self.shared.stats()
+    }
+
+    /// Every live coroutine of this runtime ([`crate::runtime::dump`]).
+    pub fn dump(&self) -> Vec<crate::runtime::CoroutineInfo> {
+        crate::dump::collect(&self.shared, false)
+    }
+
+    /// Every live coroutine, with backtraces of the parked ones.
+    pub fn dump_with_backtraces(&self) -> Vec<crate::runtime::CoroutineInfo> {
+        crate::dump::collect(&self.shared, true)
     }
 
     /// Stops every thread, unwinds the coroutines still alive (their destructors run) and
@@ -637,3 +750,8 @@ pub(crate) fn current_shared() -> Arc<Shared> {
 pub fn stats() -> Stats {
     current_shared().stats()
 }
+
+pub use crate::dump::{
+    dump, dump_with_backtraces, wait_until_parked, CoroutineInfo, CoroutineState, DumpDisplay,
+    WaitKind, WaitReason,
+};

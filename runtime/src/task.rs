@@ -31,6 +31,10 @@
 //! | `PARKING(e)`  | `PARKED(e)`   | the worker, off the stack  | commit (step 4)              |
 //! | `NOTIFIED(e)` | `RUNNING(e)`  | the worker, off the stack  | commit failed: resume now    |
 //! | `PARKED(e)`   | `RUNNING(e)`  | a waker of epoch `e`       | wake: it schedules the task  |
+//! | `PARKED(e)`   | `CAPTURING(e)`| a dump                     | backtrace of a parked task   |
+//! | `CAPTURING(e)`| `CAPTURE_NOTIFIED(e)` | a waker of epoch `e` | wake during the capture   |
+//! | `CAPTURING(e)`| `PARKED(e)`   | the dump                   | capture done, no wake        |
+//! | `CAPTURE_NOTIFIED(e)` | `RUNNING(e)` | the dump            | capture done: it schedules   |
 //!
 //! A waker whose epoch differs from the current one, or that finds `RUNNING` or `NOTIFIED`,
 //! does nothing: it is stale (the coroutine was woken by another source, e.g. a timeout) or
@@ -46,7 +50,9 @@
 //! [`ThreadSignal`], and `park` blocks the thread until its waker fires.
 
 use std::any::Any;
+use std::backtrace::Backtrace;
 use std::cell::{Cell, UnsafeCell};
+use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, Thread};
@@ -55,6 +61,7 @@ use std::time::Instant;
 use corosensei::{Coroutine as RawCoroutine, Yielder};
 
 use crate::context;
+use crate::dump::WaitReason;
 use crate::runtime::Shared;
 use crate::stack::PooledStack;
 use crate::timer::TimerAction;
@@ -63,7 +70,11 @@ const RUNNING: u64 = 0;
 const PARKING: u64 = 1;
 const NOTIFIED: u64 = 2;
 const PARKED: u64 = 3;
-const STATE_MASK: u64 = 3;
+/// A dump holds the run right to resume the parked coroutine for a backtrace.
+const CAPTURING: u64 = 4;
+/// A waker fired while the dump held the run right: the dump schedules the task after.
+const CAPTURE_NOTIFIED: u64 = 5;
+const STATE_MASK: u64 = 7;
 
 #[inline]
 fn pack(epoch: u32, state: u64) -> u64 {
@@ -84,8 +95,17 @@ pub(crate) enum Suspend {
     Park,
 }
 
+/// What a worker (or a dump) passes when it resumes a coroutine.
+#[derive(Clone, Copy)]
+pub(crate) enum Resume {
+    /// Continue running.
+    Run,
+    /// A dump asks the parked coroutine to write its backtrace here and park again.
+    Capture(*mut Option<Backtrace>),
+}
+
 /// The corosensei coroutine type every task runs.
-pub(crate) type Coro = RawCoroutine<(), Suspend, (), PooledStack>;
+pub(crate) type Coro = RawCoroutine<Resume, Suspend, (), PooledStack>;
 
 /// A `Coro` that may move between worker threads.
 pub(crate) struct SendCoro(pub(crate) Coro);
@@ -111,7 +131,7 @@ pub(crate) struct Task {
     coro: UnsafeCell<Option<SendCoro>>,
     /// The yielder on the coroutine's own stack, set when the body starts; only read by code
     /// running on this coroutine.
-    yielder: Cell<*const Yielder<(), Suspend>>,
+    yielder: Cell<*const Yielder<Resume, Suspend>>,
     /// The runtime the task belongs to.
     pub(crate) shared: Arc<Shared>,
     pub(crate) id: u64,
@@ -126,6 +146,14 @@ pub(crate) struct Task {
     pub(crate) locals: UnsafeCell<Vec<Option<Box<dyn Any>>>>,
     /// Slot in the runtime's registry of live tasks.
     pub(crate) registry_slot: Cell<usize>,
+    /// What the coroutine waits on, a packed [`WaitReason`], written at park time.
+    pub(crate) wait: AtomicU64,
+    /// When it parked, in the runtime's coarse milliseconds (`Shared::coarse_now_ms`).
+    pub(crate) parked_at: AtomicU64,
+    /// Where it was spawned (`#[track_caller]`).
+    pub(crate) spawned_at: &'static Location<'static>,
+    /// Set when the body returned.
+    pub(crate) finished: AtomicBool,
 }
 
 // SAFETY: the `Cell`/`UnsafeCell` fields are only accessed by the thread that currently runs
@@ -137,7 +165,12 @@ unsafe impl Sync for Task {}
 unsafe impl Send for Task {}
 
 impl Task {
-    pub(crate) fn new(shared: Arc<Shared>, id: u64, name: Option<Box<str>>) -> Task {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        id: u64,
+        name: Option<Box<str>>,
+        spawned_at: &'static Location<'static>,
+    ) -> Task {
         Task {
             state: AtomicU64::new(pack(0, RUNNING)),
             coro: UnsafeCell::new(None),
@@ -150,6 +183,10 @@ impl Task {
             unwinding: AtomicBool::new(false),
             locals: UnsafeCell::new(Vec::new()),
             registry_slot: Cell::new(usize::MAX),
+            wait: AtomicU64::new(0),
+            parked_at: AtomicU64::new(0),
+            spawned_at,
+            finished: AtomicBool::new(false),
         }
     }
 
@@ -173,7 +210,7 @@ impl Task {
         unsafe { &mut *self.coro.get() }
     }
 
-    pub(crate) fn set_yielder(&self, yielder: &Yielder<(), Suspend>) {
+    pub(crate) fn set_yielder(&self, yielder: &Yielder<Resume, Suspend>) {
         self.yielder.set(yielder);
     }
 
@@ -182,11 +219,65 @@ impl Task {
     /// Must be called by code running on this task's coroutine.
     pub(crate) fn suspend(&self, what: Suspend) {
         let yielder = self.yielder.get();
-        assert!(!yielder.is_null(), "coronet: suspend outside the coroutine body");
-        // SAFETY: the yielder lives in the coroutine body's frame at the base of this
-        // coroutine's stack, which stays in place until the body returns; we are running on
-        // that coroutine (caller's contract), so the body has not returned.
-        unsafe { (*yielder).suspend(what) };
+        assert!(
+            !yielder.is_null(),
+            "coronet: suspend outside the coroutine body"
+        );
+        loop {
+            // SAFETY: the yielder lives in the coroutine body's frame at the base of this
+            // coroutine's stack, which stays in place until the body returns; we are running
+            // on that coroutine (caller's contract), so the body has not returned.
+            match unsafe { (*yielder).suspend(what) } {
+                Resume::Run => return,
+                Resume::Capture(slot) => {
+                    // SAFETY: the dump passes a pointer to a live slot on its own stack and
+                    // waits for us to suspend again before it reads it.
+                    unsafe { *slot = Some(Backtrace::force_capture()) };
+                }
+            }
+        }
+    }
+
+    /// Resumes this *parked* coroutine on the calling thread just long enough to capture its
+    /// backtrace, without waking it. Returns `None` if it is not parked (running, runnable or
+    /// finished). A wake that arrives meanwhile is honoured afterwards.
+    pub(crate) fn capture_backtrace(self: &Arc<Self>) -> Option<Backtrace> {
+        let current = self.state.load(Ordering::Acquire);
+        if current & STATE_MASK != PARKED {
+            return None;
+        }
+        let epoch = epoch_of(current);
+        self.state
+            .compare_exchange(
+                current,
+                pack(epoch, CAPTURING),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .ok()?;
+        let mut slot: Option<Backtrace> = None;
+        // SAFETY: moving PARKED -> CAPTURING gave us the run right: no waker can schedule the
+        // task until we give it back below, and no worker holds it (it is parked).
+        let coro = unsafe { self.coro_mut() };
+        if let Some(coro) = coro {
+            // The coroutine answers inside `suspend` and suspends again with `Park`.
+            let _ = coro.0.resume(Resume::Capture(&mut slot));
+        }
+        if self
+            .state
+            .compare_exchange(
+                pack(epoch, CAPTURING),
+                pack(epoch, PARKED),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+        {
+            // A waker fired during the capture (CAPTURE_NOTIFIED): we schedule it.
+            self.state.store(pack(epoch, RUNNING), Ordering::Release);
+            self.shared.schedule(self.clone());
+        }
+        slot
     }
 
     /// Step 4, on the worker after the coroutine suspended with `Suspend::Park`. Returns true
@@ -229,12 +320,15 @@ impl Task {
             let next = match current & STATE_MASK {
                 PARKING => pack(epoch, NOTIFIED),
                 PARKED => pack(epoch, RUNNING),
+                CAPTURING => pack(epoch, CAPTURE_NOTIFIED),
                 _ => return,
             };
-            match self
-                .state
-                .compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire)
-            {
+            match self.state.compare_exchange_weak(
+                current,
+                next,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
                 Ok(_) => {
                     if current & STATE_MASK == PARKED {
                         self.shared.schedule(self.clone());
@@ -284,6 +378,32 @@ impl Task {
         }
         self.park_epoch.store(0, Ordering::SeqCst);
         self.park_token.store(false, Ordering::SeqCst);
+    }
+}
+
+/// A coarse view of a task's state word, for dumps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TaskState {
+    /// Running or in a run queue.
+    Active,
+    /// Between `prepare` and the commit (still on its worker).
+    Parking,
+    /// Parked (also while a dump captures its backtrace).
+    Parked,
+}
+
+impl Task {
+    pub(crate) fn state(&self) -> TaskState {
+        match self.state.load(Ordering::Acquire) & STATE_MASK {
+            RUNNING => TaskState::Active,
+            PARKING | NOTIFIED => TaskState::Parking,
+            _ => TaskState::Parked,
+        }
+    }
+
+    /// Whether the coroutine has returned (its coroutine was taken by its worker).
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
     }
 }
 
@@ -418,6 +538,7 @@ impl std::fmt::Debug for Waker {
 #[must_use = "a prepared park must be parked or cancelled"]
 pub struct Parking {
     kind: WakerKind,
+    reason: WaitReason,
 }
 
 impl Parking {
@@ -430,6 +551,7 @@ impl Parking {
             }
             None => Parking {
                 kind: WakerKind::Thread(ThreadSignal::new()),
+                reason: WaitReason::Park,
             },
         }
     }
@@ -445,7 +567,14 @@ impl Parking {
                 task: task.clone(),
                 epoch,
             },
+            reason: WaitReason::Park,
         }
+    }
+
+    /// Says what this park waits on, for [`crate::runtime::dump`] (default: a plain park).
+    pub fn reason(mut self, reason: WaitReason) -> Parking {
+        self.reason = reason;
+        self
     }
 
     /// A waker for this park (step 2: publish it where the event will find it).
@@ -472,6 +601,10 @@ impl Parking {
     pub fn park(self) {
         match &self.kind {
             WakerKind::Coroutine { task, .. } => {
+                // The whole cost of the dump's bookkeeping: two stores per park.
+                task.wait.store(self.reason.pack(), Ordering::Relaxed);
+                task.parked_at
+                    .store(task.shared.coarse_now_ms(), Ordering::Relaxed);
                 task.suspend(Suspend::Park);
             }
             WakerKind::Thread(signal) => {
@@ -485,16 +618,11 @@ impl Parking {
     /// Like [`Parking::park`] but also wakes at `deadline`. Returns true if a waker fired
     /// before the deadline (the timeout may still win a race: callers re-check their
     /// condition either way).
-    pub fn park_until(self, deadline: Instant) -> bool {
-        match &self.kind {
-            WakerKind::Coroutine { task, .. } => {
-                let shared = task.shared.clone();
-                let key = shared.arm_timer(deadline, TimerAction::Wake(self.waker()));
-                self.park();
-                // If the timer is still pending, something else woke us.
-                shared.cancel_timer(key)
-            }
+    pub fn park_until(mut self, deadline: Instant) -> bool {
+        let shared = match &self.kind {
+            WakerKind::Coroutine { task, .. } => task.shared.clone(),
             WakerKind::Thread(signal) => {
+                let signal = signal.clone();
                 while !signal.is_notified() {
                     let now = Instant::now();
                     if now >= deadline {
@@ -502,9 +630,18 @@ impl Parking {
                     }
                     thread::park_timeout(deadline - now);
                 }
-                true
+                return true;
             }
+        };
+        if self.reason == WaitReason::Park {
+            self.reason = WaitReason::Sleep {
+                until_ms: shared.ms_since_epoch(deadline),
+            };
         }
+        let key = shared.arm_timer(deadline, TimerAction::Wake(self.waker()));
+        self.park();
+        // If the timer is still pending, something else woke us.
+        shared.cancel_timer(key)
     }
 }
 

@@ -139,7 +139,10 @@ impl Timers {
         self.heap.clear();
         self.free.clear();
         self.pending = 0;
-        self.slots.drain(..).filter_map(|slot| slot.action).collect()
+        self.slots
+            .drain(..)
+            .filter_map(|slot| slot.action)
+            .collect()
     }
 
     fn is_live(&self, entry: &Entry) -> bool {
@@ -220,7 +223,11 @@ mod tests {
             let key = timers.insert(base + Duration::from_secs(60), deadline_action(i));
             assert!(timers.cancel(key));
         }
-        assert!(timers.heap.len() <= 130, "heap grew to {}", timers.heap.len());
+        assert!(
+            timers.heap.len() <= 130,
+            "heap grew to {}",
+            timers.heap.len()
+        );
         assert!(timers.slots.len() <= 2);
     }
 

@@ -27,11 +27,11 @@ use corosensei::CoroutineResult;
 use crossbeam_deque::{Steal, Stealer, Worker};
 
 use crate::context;
-use crate::cpu_clock::CpuClock;
 use crate::idle::Parker;
 use crate::runtime::Shared;
 use crate::stack::{self, LocalCache};
-use crate::task::{Suspend, Task};
+use crate::sys::CpuClock;
+use crate::task::{Resume, Suspend, Task};
 
 /// How many times in a row `runnext` may win over the local deque.
 const RUNNEXT_STREAK: u32 = 8;
@@ -68,8 +68,8 @@ pub(crate) struct WorkerSlot {
     pub(crate) counters: WorkerCounters,
     /// Bumped each time the worker starts running a coroutine (the monitor watches it).
     pub(crate) ticks: AtomicU64,
-    /// The worker is inside a coroutine right now.
-    pub(crate) in_coroutine: AtomicBool,
+    /// The id of the coroutine this worker runs right now, 0 between coroutines.
+    running: AtomicU64,
     /// The worker is blocked in `blocking`-style work the monitor already replaced.
     pub(crate) replaced: AtomicBool,
     /// Spare slots are started by the monitor and retire when idle.
@@ -89,11 +89,16 @@ impl WorkerSlot {
             parker: Parker::new(),
             counters: WorkerCounters::default(),
             ticks: AtomicU64::new(0),
-            in_coroutine: AtomicBool::new(false),
+            running: AtomicU64::new(0),
             replaced: AtomicBool::new(false),
             spare,
             cpu_clock: Mutex::new(None),
         }
+    }
+
+    /// The id of the coroutine running on this worker, 0 if none.
+    pub(crate) fn running_id(&self) -> u64 {
+        self.running.load(Ordering::Relaxed)
     }
 
     /// Takes the runnext coroutine, from any thread.
@@ -119,6 +124,10 @@ impl WorkerSlot {
     /// Whether this slot has queued work (deque or runnext).
     pub(crate) fn has_work(&self) -> bool {
         !self.stealer.is_empty() || !self.runnext.load(Ordering::Acquire).is_null()
+    }
+
+    pub(crate) fn has_runnext(&self) -> bool {
+        !self.runnext.load(Ordering::Relaxed).is_null()
     }
 
     /// Whether another worker may take this slot's runnext (see `WorkerContext::steal`).
@@ -281,15 +290,15 @@ impl WorkerContext {
         loop {
             self.current.set(Arc::as_ptr(&task));
             bump(&slot.ticks);
-            slot.in_coroutine.store(true, Ordering::Release);
+            slot.running.store(task.id, Ordering::Release);
             // SAFETY: this worker dequeued the task, so it holds the run right until it
             // hands the task on below; nothing else touches the coroutine meanwhile.
             let coro = unsafe { task.coro_mut() };
             let result = match coro {
-                Some(coro) => coro.0.resume(()),
+                Some(coro) => coro.0.resume(Resume::Run),
                 None => abort_finished(task.id),
             };
-            slot.in_coroutine.store(false, Ordering::Release);
+            slot.running.store(0, Ordering::Release);
             self.current.set(std::ptr::null());
             bump(&slot.counters.switches);
             match result {

@@ -13,7 +13,8 @@ fn blocking_runs_on_another_thread_and_may_borrow_the_stack() {
     run(|| {
         let data = [1u32, 2, 3];
         let worker = std::thread::current().id();
-        let (sum, pool_thread) = blocking(|| (data.iter().sum::<u32>(), std::thread::current().id()));
+        let (sum, pool_thread) =
+            blocking(|| (data.iter().sum::<u32>(), std::thread::current().id()));
         assert_eq!(sum, 6);
         assert_ne!(worker, pool_thread);
     });

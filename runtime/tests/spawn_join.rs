@@ -66,7 +66,10 @@ fn builder_sets_name_and_stack_size() {
         .spawn(|| {
             // Use a good part of the larger stack.
             let big = [7u8; 300 * 1024];
-            let sum: u64 = std::hint::black_box(&big).iter().map(|&b| u64::from(b)).sum();
+            let sum: u64 = std::hint::black_box(&big)
+                .iter()
+                .map(|&b| u64::from(b))
+                .sum();
             (coronet_runtime::current().name().map(str::to_owned), sum)
         })
         .unwrap();

@@ -27,7 +27,11 @@ fn overflow_names_the_coroutine_and_aborts() {
         unreachable!("the overflow must abort the process");
     }
     let output = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "overflow_names_the_coroutine_and_aborts", "--nocapture"])
+        .args([
+            "--exact",
+            "overflow_names_the_coroutine_and_aborts",
+            "--nocapture",
+        ])
         .env(CHILD_ENV, "1")
         .output()
         .unwrap();
@@ -39,7 +43,8 @@ fn overflow_names_the_coroutine_and_aborts() {
         assert_eq!(output.status.signal(), Some(libc::SIGABRT), "{stderr}");
     }
     assert!(
-        stderr.contains("coroutine 'deep-recursion'") && stderr.contains("has overflowed its stack"),
+        stderr.contains("coroutine 'deep-recursion'")
+            && stderr.contains("has overflowed its stack"),
         "unexpected stderr: {stderr}"
     );
     assert!(stderr.contains("65536"), "stack size missing: {stderr}");

@@ -1,0 +1,136 @@
+//! The runtime's platform code, in one place (stacks have their own in `stack/sys.rs`).
+//!
+//! * Per-thread CPU clocks, for the monitor to tell a worker *blocked* in a syscall (its CPU
+//!   time stands still: start a spare worker) from one *busy* in a long computation (its CPU
+//!   time advances: a spare thread would only oversubscribe the cores). `pthread_getcpuclockid`
+//!   where POSIX offers it; elsewhere (macOS, Windows) the clock is unavailable and the monitor
+//!   treats a stuck worker as blocked, the conservative choice.
+//! * The peer address of a socket fd, for the dump.
+//! * The SIGQUIT handler of the opt-in signal dump: it only sets a flag.
+
+/// The CPU-time clock of one thread.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CpuClock {
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    id: libc::clockid_t,
+}
+
+impl CpuClock {
+    /// The calling thread's clock, if the platform has one.
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    pub(crate) fn current_thread() -> Option<CpuClock> {
+        let mut id: libc::clockid_t = 0;
+        // SAFETY: `pthread_self()` is the calling thread, alive; `id` is a valid out-pointer.
+        let rc = unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut id) };
+        (rc == 0).then_some(CpuClock { id })
+    }
+
+    /// The calling thread's clock, if the platform has one.
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    pub(crate) fn current_thread() -> Option<CpuClock> {
+        None
+    }
+
+    /// CPU time consumed by the thread, in nanoseconds. The thread must still be running
+    /// (the runtime reads worker clocks only while the worker's slot is active).
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    pub(crate) fn nanos(&self) -> Option<u64> {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid out-pointer; a clock id of an exited thread makes the call
+        // fail with EINVAL, which we report as `None`.
+        let rc = unsafe { libc::clock_gettime(self.id, &mut ts) };
+        (rc == 0).then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+    }
+
+    /// CPU time consumed by the thread, in nanoseconds.
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    pub(crate) fn nanos(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// The peer address of socket `fd`, if it is a connected IPv4/IPv6 socket.
+#[cfg(unix)]
+pub(crate) fn peer_addr(fd: i32) -> Option<std::net::SocketAddr> {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+    // SAFETY: an all-zero sockaddr_storage is a valid (empty) value.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `storage` and `len` are valid out-pointers of the advertised size; a stale or
+    // non-socket fd makes the call fail, which we report as `None`.
+    let rc = unsafe {
+        libc::getpeername(
+            fd,
+            (&mut storage as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    match i32::from(storage.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in.
+            let addr: libc::sockaddr_in =
+                unsafe { std::ptr::read((&storage as *const libc::sockaddr_storage).cast()) };
+            let ip = Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr));
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(addr.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6.
+            let addr: libc::sockaddr_in6 =
+                unsafe { std::ptr::read((&storage as *const libc::sockaddr_storage).cast()) };
+            let ip = Ipv6Addr::from(addr.sin6_addr.s6_addr);
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                ip,
+                u16::from_be(addr.sin6_port),
+                addr.sin6_flowinfo,
+                addr.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// The peer address of socket `fd` (not available on this platform).
+#[cfg(not(unix))]
+pub(crate) fn peer_addr(_fd: i32) -> Option<std::net::SocketAddr> {
+    None
+}
+
+/// Set by the SIGQUIT handler; consumed by a monitor thread, which prints the dump.
+pub(crate) static DUMP_REQUESTED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+#[cfg(unix)]
+extern "C" fn on_sigquit(_signal: libc::c_int) {
+    // Async-signal-safe: one atomic store. The dump itself runs on the monitor thread.
+    DUMP_REQUESTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Installs the SIGQUIT handler of the signal dump (once per process).
+#[cfg(unix)]
+pub(crate) fn install_dump_signal() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        // SAFETY: an all-zero sigaction is a valid starting value; we set the handler and an
+        // empty mask, and `on_sigquit` only performs an atomic store (async-signal-safe).
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_sigquit as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(libc::SIGQUIT, &action, std::ptr::null_mut());
+        }
+    });
+}
+
+/// Installs the handler of the signal dump (no SIGQUIT on this platform).
+#[cfg(not(unix))]
+pub(crate) fn install_dump_signal() {}
