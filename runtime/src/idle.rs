@@ -20,7 +20,7 @@
 //! relies on a spinner that will look at the queues), or the sleeper's final look sees the
 //! work.
 
-use std::sync::atomic::{fence, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 
 /// The shared idle state of one runtime.
@@ -29,15 +29,28 @@ pub(crate) struct Idle {
     num_sleeping: AtomicUsize,
     /// Indices of sleeping workers; the lock orders registrations against wake-ups.
     sleepers: Mutex<Vec<usize>>,
+    /// Per worker: `notify_work` took it off the sleeper list and counted it as spinning.
+    /// Set under the `sleepers` lock, consumed by the worker ([`Idle::take_woken`]); the
+    /// parker's token alone cannot say this, because a wake-up that raced with the worker's
+    /// final look leaves a stale token behind.
+    woken: Box<[AtomicBool]>,
 }
 
 impl Idle {
-    pub(crate) fn new() -> Idle {
+    pub(crate) fn new(workers: usize) -> Idle {
         Idle {
             num_spinning: AtomicUsize::new(0),
             num_sleeping: AtomicUsize::new(0),
             sleepers: Mutex::new(Vec::new()),
+            woken: (0..workers).map(|_| AtomicBool::new(false)).collect(),
         }
+    }
+
+    /// Whether `notify_work` woke worker `index` (and counted it as spinning) since the last
+    /// call; the worker then counts itself as spinning. A `false` after a park means the
+    /// park returned on a stale token: the worker is not counted and must not count itself.
+    pub(crate) fn take_woken(&self, index: usize) -> bool {
+        self.woken[index].swap(false, Ordering::SeqCst)
     }
 
     /// Step 1. Returns the index of a worker to unpark, if one must be woken.
@@ -57,6 +70,7 @@ impl Idle {
         self.num_sleeping.fetch_sub(1, Ordering::SeqCst);
         // The woken worker starts out spinning, so concurrent notifiers do not wake more.
         self.num_spinning.fetch_add(1, Ordering::SeqCst);
+        self.woken[index].store(true, Ordering::SeqCst);
         Some(index)
     }
 
@@ -73,12 +87,23 @@ impl Idle {
     /// Step 3: a spinning worker found work. Returns true if it was the last spinner (the
     /// caller then notifies, so another worker looks for the rest of a batch).
     pub(crate) fn found_work(&self) -> bool {
-        self.num_spinning.fetch_sub(1, Ordering::SeqCst) == 1
+        self.unspin() == 1
     }
 
     /// A spinning worker stops spinning without having found work.
     pub(crate) fn stop_spinning(&self) {
-        self.num_spinning.fetch_sub(1, Ordering::SeqCst);
+        self.unspin();
+    }
+
+    /// Decrements the spinner count; returns the previous value. A spinner that was never
+    /// counted would wrap the count and silence `notify_work` forever: stop loudly instead.
+    fn unspin(&self) -> usize {
+        let previous = self.num_spinning.fetch_sub(1, Ordering::SeqCst);
+        if previous == 0 {
+            eprintln!("coronet: fatal: idle protocol: a worker stopped spinning twice");
+            std::process::abort();
+        }
+        previous
     }
 
     /// Step 4: registers `index` as a sleeper (and ends its spinning). The caller must then
@@ -90,15 +115,16 @@ impl Idle {
             self.num_sleeping.fetch_add(1, Ordering::SeqCst);
         }
         if spinning {
-            self.num_spinning.fetch_sub(1, Ordering::SeqCst);
+            self.unspin();
         }
         // Pairs with the fence in `notify_work`.
         fence(Ordering::SeqCst);
     }
 
     /// The final look found work. Returns true if `index` was still registered (it is now a
-    /// normal running worker); false if a notifier already woke it (it now counts as
-    /// spinning, and its parker holds a token).
+    /// normal running worker); false if a notifier already took it off the list (then
+    /// [`Idle::take_woken`] is true: it counts as spinning; its parker will hold a token,
+    /// possibly delivered later, which makes a later park return once, harmlessly).
     pub(crate) fn cancel_sleep(&self, index: usize) -> bool {
         let mut sleepers = self.sleepers.lock().unwrap_or_else(|e| e.into_inner());
         match sleepers.iter().position(|&i| i == index) {
@@ -153,11 +179,6 @@ impl Parker {
         *notified = false;
     }
 
-    /// Drops a pending token (the worker found work after being woken).
-    pub(crate) fn reset(&self) {
-        *self.notified.lock().unwrap_or_else(|e| e.into_inner()) = false;
-    }
-
     pub(crate) fn unpark(&self) {
         let mut notified = self.notified.lock().unwrap_or_else(|e| e.into_inner());
         *notified = true;
@@ -176,7 +197,7 @@ mod tests {
     #[test]
     fn no_lost_wakeup_between_last_look_and_notify() {
         for _ in 0..20_000 {
-            let idle = Arc::new(Idle::new());
+            let idle = Arc::new(Idle::new(1));
             let parker = Arc::new(Parker::new());
             let work = Arc::new(AtomicBool::new(false));
             let sleeper = {
@@ -185,11 +206,12 @@ mod tests {
                     idle.prepare_sleep(0, false);
                     if work.load(Ordering::SeqCst) {
                         if !idle.cancel_sleep(0) {
-                            parker.reset();
+                            assert!(idle.take_woken(0), "popped but not marked woken");
                         }
                         return;
                     }
                     parker.park();
+                    assert!(idle.take_woken(0), "woken by a token nobody counted");
                 })
             };
             work.store(true, Ordering::SeqCst);

@@ -547,7 +547,7 @@ impl Builder {
             },
             injector: Injector::new(),
             slots,
-            idle: Idle::new(),
+            idle: Idle::new(workers + MAX_SPARE_WORKERS),
             poller: Poller::new()?,
             timers: Mutex::new(Timers::default()),
             poll_wakes_at: AtomicU64::new(0),

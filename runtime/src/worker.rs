@@ -363,15 +363,15 @@ impl WorkerContext {
             spinning = false;
             if self.any_work_visible() || self.shared.is_shutdown() {
                 if !self.shared.idle.cancel_sleep(self.index) {
-                    // A notifier woke us already and counted us as spinning.
-                    self.slot().parker.reset();
-                    spinning = true;
+                    // A notifier took us off the list already and counted us as spinning.
+                    spinning = self.shared.idle.take_woken(self.index);
                 }
                 continue;
             }
             self.slot().parker.park();
-            // `notify_work` counted us as spinning (shutdown also unparks; harmless).
-            spinning = true;
+            // Counted as spinning only if `notify_work` woke us: the park may also return on
+            // a token left by a wake-up that raced with an earlier final look, or at shutdown.
+            spinning = self.shared.idle.take_woken(self.index);
         }
         if spinning {
             self.shared.idle.stop_spinning();
