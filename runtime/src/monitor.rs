@@ -23,6 +23,9 @@ use crate::worker::{worker_main, WorkerSlot};
 /// How often the monitor looks.
 pub(crate) const TICK: Duration = Duration::from_millis(5);
 
+/// Idle stacks the monitor decommits per tick at most.
+const TRIM_PER_TICK: usize = 16_384;
+
 /// Body of the monitor thread.
 pub(crate) fn monitor_main(shared: Arc<Shared>) {
     let mut last_ticks: Vec<u64> = vec![0; shared.slots.len()];
@@ -32,6 +35,9 @@ pub(crate) fn monitor_main(shared: Arc<Shared>) {
     while !shared.is_shutdown() {
         thread::sleep(TICK);
         shared.tick_coarse_clock();
+        // Give stacks that stayed idle beyond the warm reserve back to the kernel, a bounded
+        // batch at a time (about 1 us each).
+        crate::stack::trim(TRIM_PER_TICK);
         spares.retain(|handle| !handle.is_finished());
         report(&shared, &mut next_trace);
         let (mut stuck, mut blocked) = (0, 0);

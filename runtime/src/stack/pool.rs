@@ -1,11 +1,13 @@
 //! The process-wide stack pool: per size class, the idle stacks (warm, then cold) and the
 //! chunk being carved. One mutex; critical sections are short and make no syscalls except
 //! `mmap` for a new chunk (rare: chunks grow geometrically) and, at the map limit in mprotect
-//! mode, reading `/proc/self/maps`. Decommitting and guard installation happen outside it.
+//! mode, reading `/proc/self/maps`. Decommitting (by [`trim`], from the monitor) and guard
+//! installation happen outside it.
 
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use super::{
     class_size, guard_kind, overflow, publish, sys, Chunk, GuardKind, PooledStack, RawStack,
@@ -19,6 +21,9 @@ struct Class {
     size: usize,
     /// Idle stacks whose pages may still be resident; reused first.
     warm: Vec<RawStack>,
+    /// The fewest warm stacks seen since the last trim window: stacks below this mark were
+    /// never reused during the window.
+    low_water: usize,
     /// Idle stacks decommitted on release (beyond `WARM_PER_CLASS`).
     cold: Vec<RawStack>,
     /// Carved slots whose guard could not be installed yet (the syscall failed); retried first.
@@ -34,6 +39,7 @@ impl Class {
         Class {
             size,
             warm: Vec::new(),
+            low_water: 0,
             cold: Vec::new(),
             unguarded: Vec::new(),
             carving: None,
@@ -43,6 +49,7 @@ impl Class {
 
     fn pop_idle(&mut self) -> Option<RawStack> {
         let raw = self.warm.pop().or_else(|| self.cold.pop())?;
+        self.low_water = self.low_water.min(self.warm.len());
         STACKS_POOLED.fetch_sub(1, Ordering::Relaxed);
         Some(raw)
     }
@@ -137,6 +144,10 @@ impl Pool {
         };
         &mut self.classes[index]
     }
+
+    fn classes_mut(&mut self) -> impl Iterator<Item = &mut Class> {
+        self.classes.iter_mut()
+    }
 }
 
 /// The process-wide pool, shared by every runtime (see the module docs for what its lock
@@ -209,42 +220,64 @@ fn install_guard(raw: RawStack, kind: GuardKind) -> io::Result<()> {
     unsafe { sys::guard_mprotect(addr, len) }
 }
 
-/// Returns one stack to the global pool: onto the warm list if it has room, else decommitted
-/// (outside the lock) onto the cold list.
+/// Returns one stack to the global pool (warm: no syscall; [`trim`] decommits the excess
+/// later, off the hot path).
 pub(super) fn give_back_one(raw: RawStack) {
-    {
-        let mut pool = pool();
-        let class = pool.class(raw.size());
-        if class.warm.len() < WARM_PER_CLASS {
-            class.warm.push(raw);
-            STACKS_POOLED.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-    }
-    raw.decommit();
-    pool().class(raw.size()).cold.push(raw);
+    pool().class(raw.size()).warm.push(raw);
     STACKS_POOLED.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Moves `stacks[keep..]` (all of one class) to the global pool: as many as fit onto the warm
-/// list, the rest decommitted outside the lock and put on the cold list.
+/// Moves `stacks[keep..]` (all of one class) to the global pool's warm list.
 pub(super) fn give_back(stacks: &mut Vec<RawStack>, keep: usize) {
     let Some(first) = stacks.get(keep) else {
         return;
     };
     let size = first.size();
     let total = stacks.len() - keep;
+    pool().class(size).warm.extend(stacks.drain(keep..));
+    STACKS_POOLED.fetch_add(total, Ordering::Relaxed);
+}
+
+/// How long a stack must stay idle in the warm list before [`trim`] may decommit it.
+const TRIM_WINDOW: Duration = Duration::from_millis(200);
+
+/// Decommits (`MADV_DONTNEED`) up to `budget` idle stacks beyond [`WARM_PER_CLASS`] that
+/// stayed unused for a whole [`TRIM_WINDOW`] (the warm list's low-water mark), the least
+/// recently released first, and moves them to the cold list. The runtime's monitor calls it
+/// every tick; it acts once per window. So releasing a stack never makes a syscall, a burst
+/// of coroutines reuses warm stacks without page faults, and memory goes back to the kernel
+/// shortly after the burst. Returns how many stacks it decommitted.
+pub(crate) fn trim(budget: usize) -> usize {
+    static LAST_WINDOW: Mutex<Option<Instant>> = Mutex::new(None);
     {
-        let mut pool = pool();
-        let class = pool.class(size);
-        let warm = total.min(WARM_PER_CLASS.saturating_sub(class.warm.len()));
-        class.warm.extend(stacks.drain(stacks.len() - warm..));
+        let mut last = LAST_WINDOW.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        match *last {
+            Some(at) if now.duration_since(at) < TRIM_WINDOW => return 0,
+            _ => *last = Some(now),
+        }
     }
-    for raw in &stacks[keep..] {
+    let excess: Vec<RawStack> = {
+        let mut pool = pool();
+        let mut excess = Vec::new();
+        for class in pool.classes_mut() {
+            let idle_all_window = class.low_water.saturating_sub(WARM_PER_CLASS);
+            let take = idle_all_window.min(budget - excess.len());
+            // The bottom of the warm stack is the least recently released.
+            excess.extend(class.warm.drain(..take));
+            class.low_water = class.warm.len();
+        }
+        excess
+    };
+    for raw in &excess {
         raw.decommit();
     }
-    pool().class(size).cold.extend(stacks.drain(keep..));
-    STACKS_POOLED.fetch_add(total, Ordering::Relaxed);
+    let trimmed = excess.len();
+    let mut pool = pool();
+    for raw in excess {
+        pool.class(raw.size()).cold.push(raw);
+    }
+    trimmed
 }
 
 /// Moves up to `max` idle stacks of class `size` from the global pool into `into`.
@@ -254,6 +287,7 @@ pub(super) fn take_idle(size: usize, into: &mut Vec<RawStack>, max: usize) {
     let before = into.len();
     let from_warm = max.min(class.warm.len());
     into.extend(class.warm.drain(class.warm.len() - from_warm..));
+    class.low_water = class.low_water.min(class.warm.len());
     let from_cold = (max - from_warm).min(class.cold.len());
     into.extend(class.cold.drain(class.cold.len() - from_cold..));
     STACKS_POOLED.fetch_sub(into.len() - before, Ordering::Relaxed);
