@@ -1,0 +1,162 @@
+//! Helpers shared by the `net_*` integration tests.
+//!
+//! Every test talks only to 127.0.0.1, ::1, or Unix socket paths under a per-test temporary
+//! directory.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// 127.0.0.1 with an ephemeral port.
+pub const LOCAL: &str = "127.0.0.1:0";
+
+/// Generous time budget for load loops: a loop stops early (with fewer iterations) after it.
+pub const LOAD_BUDGET: Duration = Duration::from_secs(20);
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit (at most 65536), so tests with many
+/// connections do not hit a 1024 default.
+pub fn raise_fd_limit() {
+    // SAFETY: `getrlimit`/`setrlimit` read and write only the local struct.
+    unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            let want = limit.rlim_max.min(65536);
+            if limit.rlim_cur < want {
+                limit.rlim_cur = want;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            }
+        }
+    }
+}
+
+/// The current soft `RLIMIT_NOFILE`.
+pub fn fd_limit() -> u64 {
+    // SAFETY: as above.
+    unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        limit.rlim_cur as u64
+    }
+}
+
+/// Aborts the process if the guard is not dropped within `limit`: a hang becomes a loud
+/// failure instead of a stuck CI job. Not a performance assertion: the limits are minutes.
+pub struct Watchdog {
+    done: Option<mpsc::Sender<()>>,
+}
+
+pub fn watchdog(name: &'static str, limit: Duration) -> Watchdog {
+    let (tx, rx) = mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+            // Straight to the stderr handle: the test harness captures `eprintln!`, and
+            // the capture is lost when we abort.
+            let dump = coronet::runtime::dump();
+            let report = format!(
+                "test {name} still running after {limit:?}: aborting (hang)\n\
+                 default runtime: {:?}\n{}",
+                coronet::runtime::stats(),
+                coronet::runtime::DumpDisplay(&dump)
+            );
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), report.as_bytes());
+            std::process::abort();
+        }
+    });
+    Watchdog { done: Some(tx) }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        if let Some(done) = self.done.take() {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("coronet-net-{}-{}-{}", std::process::id(), name, n));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Deterministic test bytes: `len` bytes of a stream identified by `seed`, starting at
+/// stream offset `offset`.
+pub fn pattern_at(seed: u64, offset: u64, len: usize) -> Vec<u8> {
+    (0..len as u64)
+        .map(|i| pattern_byte(seed, offset + i))
+        .collect()
+}
+
+/// Byte `i` of the stream `seed`.
+pub fn pattern_byte(seed: u64, i: u64) -> u8 {
+    let x = (i ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0x2545_F491_4F6C_DD1D);
+    (x >> 56) as u8 ^ (i >> 12) as u8
+}
+
+/// Re-runs this test binary with only `test` selected and `env_var=1` set: for tests that
+/// must change process-wide state (rlimits, signal dispositions) in a child.
+pub fn run_child(test: &str, env_var: &str) -> Output {
+    let exe = std::env::current_exe().expect("current_exe");
+    Command::new(exe)
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(env_var, "1")
+        .output()
+        .expect("spawn child test process")
+}
+
+/// Whether this process is the child started by [`run_child`].
+pub fn is_child(env_var: &str) -> bool {
+    std::env::var_os(env_var).is_some()
+}
+
+/// Waits until the coroutine behind `handle` is parked on a socket wait of `kind` (read or
+/// write), so a test can close or signal while the operation is certainly blocked. Polls
+/// (bounded: a minute); it orders events, the tests' outcomes do not depend on it.
+pub fn parked_on<T>(handle: &coronet::JoinHandle<T>, kind: coronet::runtime::WaitKind) {
+    assert!(
+        coronet::runtime::wait_until_parked(handle.coroutine(), kind, Duration::from_secs(60)),
+        "the coroutine never parked on {kind:?}"
+    );
+}
+
+/// Yields a few hundred times: gives a coroutine that was just told to block the chance to
+/// get there. Tests never depend on it for correctness, only to exercise the blocked path
+/// more often.
+pub fn settle() {
+    for _ in 0..200 {
+        coronet::yield_now();
+    }
+}
+
+/// An IPv6 loopback address with an ephemeral port, if this host has IPv6 loopback.
+pub fn local_v6() -> Option<SocketAddr> {
+    let addr: SocketAddr = "[::1]:0".parse().unwrap();
+    std::net::UdpSocket::bind(addr).ok().map(|_| addr)
+}
