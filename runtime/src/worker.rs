@@ -369,9 +369,16 @@ impl WorkerContext {
                 continue;
             }
             self.slot().parker.park();
-            // Counted as spinning only if `notify_work` woke us: the park may also return on
-            // a token left by a wake-up that raced with an earlier final look, or at shutdown.
-            spinning = self.shared.idle.take_woken(self.index);
+            // The park may also return on a token left by a wake-up that raced with an
+            // earlier final look (or at shutdown), with this worker still on the sleeper
+            // list: take it off, or a later `notify_work` would pop a running worker and
+            // count it as a spinner nobody uncounts. If a notifier already popped us, it
+            // counted us as spinning (both under the sleepers lock, so exactly one holds).
+            spinning = if self.shared.idle.cancel_sleep(self.index) {
+                false
+            } else {
+                self.shared.idle.take_woken(self.index)
+            };
         }
         if spinning {
             self.shared.idle.stop_spinning();
