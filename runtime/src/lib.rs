@@ -44,6 +44,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod blocking;
+pub mod chan;
 mod context;
 pub mod coroutine;
 mod dump;
@@ -55,6 +56,7 @@ mod poll;
 pub mod runtime;
 mod stack;
 mod stats;
+pub mod sync;
 mod sys;
 mod task;
 mod timer;

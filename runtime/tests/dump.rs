@@ -59,11 +59,18 @@ fn parked_coroutines_show_their_reason_and_spawn_location() {
         (rt.spawn(move || target.join().is_ok()), target_id)
     };
 
-    assert!(wait_until_parked(
-        parker.coroutine(),
-        WaitKind::Park,
-        PATIENCE
-    ));
+    let (tx, rx) = coronet_runtime::chan::bounded::<u8>(0);
+    let receiver = rt.spawn(move || rx.recv().unwrap());
+    let lock = Arc::new(coronet_runtime::sync::Mutex::new(0u32));
+    let guard = lock.lock().unwrap();
+    let locker = {
+        let lock = lock.clone();
+        rt.spawn(move || *lock.lock().unwrap() + 1)
+    };
+    let parked_on = |c: &coronet_runtime::Coroutine, kind| wait_until_parked(c, kind, PATIENCE);
+    assert!(parked_on(receiver.coroutine(), WaitKind::Channel));
+    assert!(parked_on(locker.coroutine(), WaitKind::Lock));
+    assert!(parked_on(parker.coroutine(), WaitKind::Park));
     assert!(wait_until_parked(
         sleeper.coroutine(),
         WaitKind::Sleep,
@@ -115,7 +122,19 @@ fn parked_coroutines_show_their_reason_and_spawn_location() {
     assert!(text.contains("\"socket-reader\" [readable fd"), "{text}");
     assert!(text.contains("[timer, fires in"), "{text}");
 
+    assert_eq!(
+        find(receiver.coroutine().id()).wait,
+        Some(WaitReason::Channel)
+    );
+    assert_eq!(find(locker.coroutine().id()).wait, Some(WaitReason::Lock));
+    assert!(text.contains("[channel"), "{text}");
+    assert!(text.contains("[lock"), "{text}");
+
     // The capture did not wake anything for real; the parked coroutines still work.
+    tx.send(7).unwrap();
+    assert_eq!(receiver.join().unwrap(), 7);
+    drop(guard);
+    assert_eq!(locker.join().unwrap(), 1);
     release.store(true, Ordering::SeqCst);
     parker.coroutine().unpark();
     parker.join().unwrap();
