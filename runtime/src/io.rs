@@ -1,7 +1,7 @@
 //! Poll descriptors: the runtime half of a socket (Go's `pollDesc`, runtime/netpoll.go).
 //!
 //! `coronet-net` owns file descriptors and their syscalls; for each one it holds a
-//! [`Registration`], which names a [`PollDesc`] in this registry and registers the fd with
+//! [`Registration`], which names a `PollDesc` in this registry and registers the fd with
 //! the runtime's poller once, edge-triggered, for its whole life. An operation tries its
 //! syscall; on `WouldBlock` it calls [`Registration::wait`], which parks the coroutine (or
 //! blocks the plain thread) until the poll thread reports readiness, the deadline passes or

@@ -13,6 +13,9 @@
 //! | netpoll + timers                     | the poll thread (`poll.rs`, `timer.rs`)         |
 //! | `pollDesc`                           | [`io::Registration`]                            |
 //! | sysmon                               | the monitor thread (`monitor.rs`)               |
+//! | `chan`, `close`, `select`            | [`chan`], [`select!`]                           |
+//! | `sync.Mutex`, `RWMutex`, `WaitGroup` | [`sync`]                                        |
+//! | goroutine dump, `GODEBUG=schedtrace` | [`runtime::dump`], `CORONET_SCHEDTRACE`         |
 //!
 //! ```
 //! let total = coronet_runtime::run(|| {

@@ -2,7 +2,7 @@
 //!
 //! One [`Runtime`] owns N worker threads (worker.rs), one poll thread (poll.rs), one monitor
 //! thread (monitor.rs) and an elastic blocking pool (blocking.rs). Everything they share is in
-//! [`Shared`], reached through an `Arc` that every task holds, never through a global: the
+//! `Shared`, reached through an `Arc` that every task holds, never through a global: the
 //! only process-wide entry point is the lazily started default runtime.
 
 use std::io;
