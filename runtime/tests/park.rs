@@ -49,7 +49,8 @@ fn park_timeout_returns_without_unpark() {
 /// trips the state machine's checks.
 #[test]
 fn park_unpark_ping_pong_many_times() {
-    const ROUNDS: u64 = 200_000;
+    // A million parks in all (two per round), across workers.
+    const ROUNDS: u64 = 500_000;
     let turn = Arc::new(AtomicU64::new(0));
     let (tx, rx) = mpsc::channel();
     let ping = {
