@@ -1,127 +1,310 @@
-//! Runtime scenarios: spawn+join, yield round trip, resident memory per parked coroutine.
+//! Runtime scenarios: spawn+join, yield, channel ping-pong, resident memory per parked
+//! coroutine (10,000, 100,000, and 1,000,000 as the stretch case), for coronet, Go, may and
+//! tokio where each applies.
+//!
+//! Every measurement runs in a fresh child process (rt_children.rs, or the Go binary), peers
+//! alternating within each repetition. Parked-coroutine memory runs once per count (it
+//! barely varies) and may meet `vm.max_map_count`: a peer whose stacks are separate guarded
+//! mappings needs two mappings per coroutine, so the harness first runs at the machine's
+//! limit, reports how far it got, and, as root, raises the limit for a second run and
+//! restores it afterwards.
 
+use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
 
-use coronet::runtime::Builder;
+use crate::report::peer_table;
+use crate::util::{is_root, prepare_child, restore_map_count_on_signal};
+use crate::Ctx;
 
-use crate::util::{per_op, repeat, rss_bytes, summary, time};
+const MAX_MAP_COUNT: &str = "/proc/sys/vm/max_map_count";
+const KERNEL_DEFAULT_MAP_COUNT: u64 = 65_530;
 
-const REPS: usize = 3;
+/// A raised `vm.max_map_count`, put back to its original value when dropped (or, through a
+/// signal handler, when the harness is interrupted).
+struct MapLimit {
+    original: Option<u64>,
+    raised: bool,
+}
 
-pub fn run(_args: &[String]) {
-    println!("| scenario | median | min | max |");
-    println!("|---|---|---|---|");
-    spawn_join(1_000_000);
-    yield_round_trip(1_000_000);
-    for n in [10_000usize, 100_000] {
-        parked_rss(n);
+impl MapLimit {
+    fn raise(&mut self, to: u64) -> bool {
+        let Some(original) = self.original else {
+            return false;
+        };
+        restore_map_count_on_signal(original);
+        let ok = std::fs::write(MAX_MAP_COUNT, to.to_string()).is_ok();
+        self.raised |= ok;
+        ok
     }
 }
 
-fn row(name: &str, sorted: &[Duration], ops: u64, unit: &str) {
-    let (median, min, max) = summary(sorted);
-    println!(
-        "| {name} | {:.1} {unit} | {:.1} {unit} | {:.1} {unit} |",
-        per_op(median, ops),
-        per_op(min, ops),
-        per_op(max, ops)
-    );
-}
-
-/// Spawn `n` trivial coroutines from one coroutine and join them all, per coroutine.
-fn spawn_join(n: u64) {
-    let rt = Builder::new().build().unwrap();
-    let samples = repeat(REPS, || {
-        rt.block_on(move || {
-            time(|| {
-                let handles: Vec<_> = (0..n).map(|i| coronet::spawn(move || i)).collect();
-                let mut sum = 0;
-                for h in handles {
-                    sum += h.join().unwrap();
-                }
-                assert_eq!(sum, n * (n - 1) / 2);
-            })
-        })
-    });
-    row(&format!("spawn+join x{n} (ns/coroutine)"), &samples, n, "ns");
-}
-
-/// Two coroutines on one worker yield to each other; time per `yield_now`.
-fn yield_round_trip(n: u64) {
-    let rt = Builder::new().workers(1).build().unwrap();
-    let samples = repeat(REPS, || {
-        rt.block_on(move || {
-            time(|| {
-                let other = coronet::spawn(move || {
-                    for _ in 0..n {
-                        coronet::yield_now();
-                    }
-                });
-                for _ in 0..n {
-                    coronet::yield_now();
-                }
-                other.join().unwrap();
-            })
-        })
-    });
-    row("yield_now, 2 coroutines on 1 worker (ns/yield)", &samples, 2 * n, "ns");
-}
-
-/// Resident memory per parked coroutine, measured in a child process so each count starts
-/// from a fresh heap and stack pool.
-fn parked_rss(n: usize) {
-    let exe = std::env::current_exe().unwrap();
-    let output = Command::new(exe)
-        .args(["park-rss", &n.to_string()])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    match stdout.trim().parse::<f64>() {
-        Ok(bytes) => println!(
-            "| resident memory per parked coroutine x{n} | {:.2} KiB | | |",
-            bytes / 1024.0
-        ),
-        Err(_) => println!(
-            "| resident memory per parked coroutine x{n} | failed: {} | | |",
-            String::from_utf8_lossy(&output.stderr).trim()
-        ),
-    }
-}
-
-/// Child: park `n` coroutines and print the RSS growth per coroutine in bytes.
-pub fn park_rss_child(args: &[String]) {
-    let n: usize = args.first().and_then(|s| s.parse().ok()).unwrap_or(10_000);
-    let rt = Builder::new().workers(2).build().unwrap();
-    // Warm up the runtime's threads and allocator.
-    rt.block_on(|| coronet::spawn(|| ()).join().unwrap());
-    let before = rss_bytes();
-    let parked = Arc::new(AtomicUsize::new(0));
-    let result = rt.block_on({
-        let parked = parked.clone();
-        move || {
-            for _ in 0..n {
-                let parked = parked.clone();
-                coronet::coroutine::Builder::new().spawn(move || {
-                    parked.fetch_add(1, Ordering::Relaxed);
-                    loop {
-                        coronet::park();
-                    }
-                })?;
-            }
-            Ok::<_, std::io::Error>(())
+impl Drop for MapLimit {
+    fn drop(&mut self) {
+        if let (true, Some(original)) = (self.raised, self.original) {
+            let _ = std::fs::write(MAX_MAP_COUNT, original.to_string());
         }
-    });
-    if let Err(e) = result {
-        eprintln!("spawn failed after {} coroutines: {e}", parked.load(Ordering::Relaxed));
-        std::process::exit(1);
     }
-    while parked.load(Ordering::Relaxed) < n {
-        std::thread::sleep(Duration::from_millis(1));
+}
+
+/// Runs a runtime child and parses its RESULT line; on failure, the last PROGRESS count
+/// and the error.
+fn child(
+    ctx: &Ctx,
+    peer: &str,
+    test: &str,
+    n: u64,
+    workers: usize,
+) -> Result<Vec<f64>, (u64, String)> {
+    let mut cmd = match (peer, &ctx.go) {
+        ("go", Some(go)) => {
+            let mut cmd = Command::new(go);
+            cmd.args(["rt", test, &n.to_string()])
+                .env("GOMAXPROCS", workers.to_string());
+            cmd
+        }
+        ("go", None) => return Err((0, "Go is not installed".into())),
+        _ => {
+            let mut cmd = Command::new(&ctx.exe);
+            cmd.args(["rt", peer, test, &n.to_string(), &workers.to_string()]);
+            cmd
+        }
+    };
+    cmd.env("RUST_BACKTRACE", "0");
+    prepare_child(&mut cmd, None);
+    let output = cmd.output().map_err(|e| (0, e.to_string()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let progress = stdout
+        .lines()
+        .rev()
+        .filter_map(|l| l.strip_prefix("PROGRESS "))
+        .find_map(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let result = stdout.lines().find_map(|l| l.strip_prefix("RESULT "));
+    match result {
+        Some(values) if output.status.success() => Ok(values
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect()),
+        _ => {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let last = stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty() && !l.starts_with("note:"))
+                .unwrap_or("");
+            Err((progress, format!("{} {}", output.status, last.trim())))
+        }
     }
-    let after = rss_bytes();
-    println!("{}", (after.saturating_sub(before)) as f64 / n as f64);
-    std::process::exit(0);
+}
+
+pub fn run(ctx: &mut Ctx) {
+    let quick = ctx.opts.quick;
+    let reps = ctx.opts.reps;
+    let scale = |n: u64| if quick { n / 10 } else { n };
+    let default_limit = read_max_map_count();
+    let mut map_limit = MapLimit {
+        original: default_limit,
+        raised: false,
+    };
+    if let Some(l) = default_limit.filter(|&l| l != KERNEL_DEFAULT_MAP_COUNT) {
+        ctx.report.note(format!(
+            "vm.max_map_count was {l} when the run started, not the kernel's default {KERNEL_DEFAULT_MAP_COUNT}: the parked-coroutine counts ran at {l}, so how far the default limit goes was not probed (a peer with one guarded mapping per stack needs two mappings per coroutine: about 32,000 coroutines at the default)"
+        ));
+    }
+    let counts: &[(u64, &[&str])] = &[
+        (10_000, &["coronet", "go", "may"]),
+        (100_000, &["coronet", "go", "may"]),
+        (1_000_000, &["coronet", "go"]),
+    ];
+    for &(n, peers) in counts {
+        let n = if quick && n == 1_000_000 { 100_000 } else { n };
+        for &peer in peers {
+            if !ctx.opts.wants(peer) {
+                continue;
+            }
+            eprintln!("runtime park {peer} n={n}");
+            match child(ctx, peer, "park", n, 2) {
+                Ok(v) => record_park(ctx, n, peer, &v),
+                Err((progress, e)) => {
+                    let limit = read_max_map_count();
+                    let needed = 2 * n + 100_000;
+                    if is_root() && limit.is_some_and(|l| l < needed) && !(quick && n > 100_000) {
+                        ctx.report.note(format!(
+                            "park {peer} x{n}: failed at vm.max_map_count={} after about {progress} coroutines ({e}); retried with the limit raised to {needed}",
+                            limit.unwrap_or(0)
+                        ));
+                        if map_limit.raise(needed) {
+                            ctx.report
+                                .put(format!("rt/park{n}-limit/{peer}"), &[progress as f64]);
+                            match child(ctx, peer, "park", n, 2) {
+                                Ok(v) => record_park(ctx, n, peer, &v),
+                                Err((p, e)) => ctx.report.note(format!(
+                                    "park {peer} x{n}: failed again after about {p} coroutines: {e}"
+                                )),
+                            }
+                        }
+                    } else {
+                        ctx.report.note(format!(
+                            "park {peer} x{n}: not measured: failed after about {progress} coroutines: {e}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    // may's spawn+join keeps every stack of the count alive at once (all are spawned before
+    // any runs) and needs two mappings per stack: raise the limit for it, as root.
+    let needed = 2 * scale(1_000_000) + 100_000;
+    if is_root()
+        && read_max_map_count().is_some_and(|l| l < needed)
+        && ctx.opts.wants("may")
+        && map_limit.raise(needed)
+    {
+        ctx.report.note(format!(
+            "runtime: vm.max_map_count raised to {needed} for the timed tests: may's spawn+join of {} coroutines holds them all at once and fails at the default limit",
+            scale(1_000_000)
+        ));
+    }
+    // (key, test, n, workers, peers)
+    let timed: [(&str, &str, u64, usize, &[&str]); 4] = [
+        (
+            "spawn",
+            "spawn",
+            scale(1_000_000),
+            2,
+            &["coronet", "go", "may", "tokio"],
+        ),
+        (
+            "yield",
+            "yield",
+            scale(1_000_000),
+            1,
+            &["coronet", "go", "may", "tokio"],
+        ),
+        (
+            "pingpong-same",
+            "pingpong",
+            scale(500_000),
+            1,
+            &["coronet", "go", "may", "tokio"],
+        ),
+        (
+            "pingpong-cross",
+            "pingpong",
+            scale(200_000),
+            2,
+            &["coronet", "go", "may", "tokio"],
+        ),
+    ];
+    for (key, test, n, workers, peers) in timed {
+        let mut samples: Vec<(&str, Vec<f64>)> = peers.iter().map(|p| (*p, Vec::new())).collect();
+        let mut failures: Vec<String> = Vec::new();
+        for _ in 0..reps {
+            for (peer, s) in samples.iter_mut() {
+                if !ctx.opts.wants(peer) {
+                    continue;
+                }
+                eprintln!("runtime {key} {peer} n={n} workers={workers}");
+                match child(ctx, peer, test, n, workers) {
+                    Ok(v) => s.extend(v.first()),
+                    Err((_, e)) => failures.push(format!("{key} {peer}: {e}")),
+                }
+            }
+        }
+        for (peer, s) in samples {
+            ctx.report.put(format!("rt/{key}/{peer}"), &s);
+        }
+        failures.dedup();
+        for f in failures {
+            ctx.report.note(format!("runtime: not measured: {f}"));
+        }
+    }
+
+    drop(map_limit);
+
+    let peers = ["coronet", "go", "may", "tokio"];
+    let rows = |items: &[(&str, &str)], digits| -> Vec<(String, String, usize)> {
+        items
+            .iter()
+            .map(|(label, key)| (label.to_string(), format!("rt/{key}"), digits))
+            .collect()
+    };
+    let mut text = format!(
+        "## Runtime\n\nMedian (min–max) of {reps} runs, each in a fresh process; lower is better, so a ratio below 1 favours coronet.\n\n"
+    );
+    text.push_str(&peer_table(
+        &ctx.report,
+        &peers,
+        &rows(
+            &[
+                (
+                    "spawn+join of 1,000,000 trivial coroutines, 2 workers (ns per coroutine)",
+                    "spawn",
+                ),
+                ("yield, 2 coroutines on 1 worker (ns per yield)", "yield"),
+                (
+                    "channel ping-pong, 1 worker (ns per round trip)",
+                    "pingpong-same",
+                ),
+                (
+                    "channel ping-pong, 2 workers (ns per round trip)",
+                    "pingpong-cross",
+                ),
+            ],
+            1,
+        ),
+    ));
+    text.push_str(
+        "\nGo joins with a `sync.WaitGroup`; the others join every handle. Channels: coronet `chan::bounded(1)`, Go `make(chan int, 1)`, may `sync::mpsc` (unbounded, may's only mpsc), tokio `mpsc::channel(1)`. One worker is GOMAXPROCS=1, may with 1 worker, tokio's current-thread runtime; two workers let each scheduler place the pair as it does (none can pin a coroutine to a worker).\n\n",
+    );
+    let park_n = if quick {
+        [10_000, 100_000, 100_000]
+    } else {
+        [10_000, 100_000, 1_000_000]
+    };
+    let mut park_rows: Vec<(String, String, usize)> = Vec::new();
+    for n in park_n {
+        park_rows.push((
+            format!("resident memory per parked coroutine x{n} (bytes)"),
+            format!("rt/park{n}"),
+            0,
+        ));
+    }
+    park_rows.dedup();
+    let n_big = park_n[2];
+    park_rows.push((
+        format!("time to start {n_big} parked coroutines (ms)"),
+        format!("rt/park{n_big}-spawn"),
+        0,
+    ));
+    park_rows.push((
+        "coroutines reached at the machine's vm.max_map_count before failing".into(),
+        "rt/park100000-limit".into(),
+        0,
+    ));
+    text.push_str(&peer_table(
+        &ctx.report,
+        &["coronet", "go", "may"],
+        &park_rows,
+    ));
+    text.push_str(&format!(
+        "\nParked: coronet and may coroutines call `park()`, goroutines wait on one channel. RSS growth over the count, one run each, 2 workers. vm.max_map_count when the run started: {} (kernel default {KERNEL_DEFAULT_MAP_COUNT}); the harness raises it, as root, only for a peer that fails below it, and puts it back.\n",
+        default_limit.map_or("unknown".to_string(), |l| l.to_string())
+    ));
+    ctx.report.section(text);
+}
+
+fn record_park(ctx: &mut Ctx, n: u64, peer: &str, values: &[f64]) {
+    if let Some(&bytes) = values.first() {
+        ctx.report.put(format!("rt/park{n}/{peer}"), &[bytes]);
+    }
+    if let Some(&ms) = values.get(1) {
+        ctx.report.put(format!("rt/park{n}-spawn/{peer}"), &[ms]);
+    }
+}
+
+fn read_max_map_count() -> Option<u64> {
+    std::fs::read_to_string(Path::new(MAX_MAP_COUNT))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
 }

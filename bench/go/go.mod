@@ -1,0 +1,3 @@
+module coronetbench
+
+go 1.19

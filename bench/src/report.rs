@@ -1,0 +1,309 @@
+//! The run's options, the figures every scenario records, and the markdown they become:
+//! tables with coronet's ratio to each peer, the goals with PASS/MISS, the machine, the
+//! command.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::util::Measure;
+
+/// Options of one harness run.
+#[derive(Clone, Debug)]
+pub struct Opts {
+    pub reps: usize,
+    pub secs: f64,
+    pub quick: bool,
+    /// Only these peers, when given.
+    pub peers: Option<Vec<String>>,
+    /// The command line, as reported.
+    pub command: String,
+}
+
+impl Opts {
+    pub fn duration(&self) -> Duration {
+        Duration::from_secs_f64(self.secs)
+    }
+
+    pub fn wants(&self, peer: &str) -> bool {
+        match &self.peers {
+            None => true,
+            Some(p) => peer == "coronet" || p.iter().any(|x| x == peer),
+        }
+    }
+}
+
+/// Everything measured so far.
+#[derive(Default)]
+pub struct Report {
+    /// Markdown sections in the order they were produced.
+    pub sections: Vec<String>,
+    /// Figures by key, e.g. `echo/shared/64B x100/coronet/rps`.
+    pub figures: BTreeMap<String, Measure>,
+    /// Notes: dropped peers, failures, limits met.
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    pub fn put(&mut self, key: String, samples: &[f64]) {
+        if let Some(m) = Measure::of(samples) {
+            self.figures.insert(key, m);
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<Measure> {
+        self.figures.get(key).copied()
+    }
+
+    pub fn note(&mut self, note: String) {
+        eprintln!("note: {note}");
+        self.notes.push(note);
+    }
+
+    pub fn section(&mut self, text: String) {
+        println!("{text}");
+        self.sections.push(text);
+    }
+}
+
+/// coronet's median divided by the peer's, as "0.52x".
+pub fn ratio(coronet: Option<Measure>, peer: Option<Measure>) -> String {
+    match (coronet, peer) {
+        (Some(c), Some(p)) if p.median > 0.0 => format!("{:.2}x", c.median / p.median),
+        _ => "–".to_string(),
+    }
+}
+
+/// A table of one figure per row and peer, with coronet's ratio to each peer.
+/// `rows` are (label, key prefix, digits); the key of a cell is `{prefix}/{peer}`.
+pub fn peer_table(report: &Report, peers: &[&str], rows: &[(String, String, usize)]) -> String {
+    let others: Vec<&str> = peers.iter().copied().filter(|p| *p != "coronet").collect();
+    let mut s = String::from("| measurement |");
+    for p in peers {
+        let _ = write!(s, " {p} |");
+    }
+    for p in &others {
+        let _ = write!(s, " coronet / {p} |");
+    }
+    s.push_str("\n|---|");
+    for _ in 0..peers.len() + others.len() {
+        s.push_str("---|");
+    }
+    s.push('\n');
+    for (label, prefix, digits) in rows {
+        let _ = write!(s, "| {label} |");
+        for p in peers {
+            let cell = report
+                .get(&format!("{prefix}/{p}"))
+                .map_or("–".to_string(), |m| m.cell(*digits));
+            let _ = write!(s, " {cell} |");
+        }
+        let c = report.get(&format!("{prefix}/coronet"));
+        for p in &others {
+            // Context rows (other processes' CPU) are not compared.
+            let cell = if prefix.ends_with("/other") {
+                String::new()
+            } else {
+                ratio(c, report.get(&format!("{prefix}/{p}")))
+            };
+            let _ = write!(s, " {cell} |");
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// One goal: a ratio (or a value) against its limit.
+struct Goal {
+    what: String,
+    value: Option<f64>,
+    limit: f64,
+    /// true: PASS when value >= limit; false: PASS when value <= limit.
+    at_least: bool,
+    unit: &'static str,
+}
+
+fn ratio_of(report: &Report, a: &str, b: &str) -> Option<f64> {
+    let (a, b) = (report.get(a)?, report.get(b)?);
+    (b.median > 0.0).then(|| a.median / b.median)
+}
+
+/// The goals, each with its measured value and PASS/MISS. Never asserted.
+pub fn goals(report: &Report) -> String {
+    let mut goals = Vec::new();
+    for layout in ["shared", "split"] {
+        for conns in [100, 1000] {
+            let base = format!("echo/{layout}/64 B x{conns}");
+            for (peer, limit) in [("go", 1.3), ("may", 1.2), ("tokio", 1.1)] {
+                goals.push(Goal {
+                    what: format!("echo 64 B x{conns} ({layout}): throughput coronet / {peer}"),
+                    value: ratio_of(
+                        report,
+                        &format!("{base}/rps/coronet"),
+                        &format!("{base}/rps/{peer}"),
+                    ),
+                    limit,
+                    at_least: true,
+                    unit: "x",
+                });
+            }
+            goals.push(Goal {
+                what: format!(
+                    "echo 64 B x{conns} ({layout}): server CPU per round trip coronet / epoll"
+                ),
+                value: ratio_of(
+                    report,
+                    &format!("{base}/cpu/coronet"),
+                    &format!("{base}/cpu/epoll"),
+                ),
+                limit: 1.05,
+                at_least: false,
+                unit: "x",
+            });
+        }
+    }
+    goals.push(Goal {
+        what: "echo 64 B x1000, one worker (split): coronet p99".into(),
+        value: report
+            .get("echo/split/64 B x1000/p99/coronet")
+            .map(|m| m.median / 1000.0),
+        limit: 15.0,
+        at_least: false,
+        unit: " ms",
+    });
+    for layout in ["shared", "split"] {
+        goals.push(Goal {
+            what: format!("HTTP hello x100 ({layout}): server CPU per request coronet / tokio"),
+            value: ratio_of(
+                report,
+                &format!("http/{layout}/cpu/coronet"),
+                &format!("http/{layout}/cpu/tokio"),
+            ),
+            limit: 1.0,
+            at_least: false,
+            unit: "x",
+        });
+    }
+    for (key, what) in [
+        ("rt/spawn", "spawn+join time per coroutine coronet / Go"),
+        ("rt/yield", "yield time coronet / Go"),
+        (
+            "rt/pingpong-same",
+            "channel ping-pong, same worker, coronet / Go",
+        ),
+        (
+            "rt/pingpong-cross",
+            "channel ping-pong, 2 workers, coronet / Go",
+        ),
+    ] {
+        goals.push(Goal {
+            what: what.into(),
+            value: ratio_of(report, &format!("{key}/coronet"), &format!("{key}/go")),
+            limit: 0.5,
+            at_least: false,
+            unit: "x",
+        });
+    }
+    for n in ["100000", "1000000"] {
+        goals.push(Goal {
+            what: format!("resident memory per parked coroutine x{n}"),
+            value: report
+                .get(&format!("rt/park{n}/coronet"))
+                .map(|m| m.median / 1024.0),
+            limit: 4.5,
+            at_least: false,
+            unit: " KiB",
+        });
+    }
+    goals.push(Goal {
+        what: "time to spawn 1,000,000 parked coroutines".into(),
+        value: report
+            .get("rt/park1000000-spawn/coronet")
+            .map(|m| m.median / 1000.0),
+        limit: 2.0,
+        at_least: false,
+        unit: " s",
+    });
+
+    let mut s = String::from("| goal | limit | measured | verdict |\n|---|---|---|---|\n");
+    for g in goals {
+        let limit = format!(
+            "{} {:.2}{}",
+            if g.at_least { "≥" } else { "≤" },
+            g.limit,
+            g.unit
+        );
+        let (value, verdict) = match g.value {
+            None => ("not measured".to_string(), "–".to_string()),
+            Some(v) => {
+                let pass = if g.at_least {
+                    v >= g.limit
+                } else {
+                    v <= g.limit
+                };
+                let verdict = if pass {
+                    "PASS".to_string()
+                } else if g.at_least {
+                    format!("MISS (by {:.0}%)", (1.0 - v / g.limit) * 100.0)
+                } else {
+                    format!("MISS (by {:.0}%)", (v / g.limit - 1.0) * 100.0)
+                };
+                (format!("{v:.2}{}", g.unit), verdict)
+            }
+        };
+        let _ = writeln!(s, "| {} | {limit} | {value} | {verdict} |", g.what);
+    }
+    s
+}
+
+/// The machine: CPU model, cores, kernel.
+pub fn machine() -> (String, usize, String) {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown".to_string(), |(_, m)| m.trim().to_string());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or("unknown".to_string(), |k| k.trim().to_string());
+    (model, crate::util::cpu_count(), kernel)
+}
+
+/// Today's date (UTC) as YYYY-MM-DD, from the system clock.
+pub fn today() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let days = (secs / 86_400) as i64;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratio_divides_medians() {
+        let c = Measure::of(&[1.0, 2.0, 3.0]);
+        let p = Measure::of(&[4.0]);
+        assert_eq!(ratio(c, p), "0.50x");
+        assert_eq!(ratio(c, None), "–");
+    }
+
+    #[test]
+    fn date_is_plausible() {
+        let d = today();
+        assert_eq!(d.len(), 10);
+        assert!(d.starts_with("20"));
+    }
+}
