@@ -160,11 +160,10 @@ where
         *job_slot.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
         waker.wake();
     });
-    // SAFETY: the job may borrow from this coroutine's stack (`F` is not `'static`). We do
-    // not return, and our frame is not unwound, before the job has finished: below we park
-    // until the slot is filled, which happens only as the job's last step, and runtime
-    // shutdown (the only thing that could unwind a parked coroutine) first waits for every
-    // pool job to finish (`BlockingPool::shutdown`). Erasing the lifetime is therefore sound.
+    // The job may borrow from this coroutine's stack (`F` is not `'static`).
+    // SAFETY: our frame outlives the job: we park until the slot is filled (after `f` ran
+    // and was dropped), and shutdown, the only thing that could unwind a parked coroutine,
+    // first waits for every pool job (`BlockingPool::shutdown`).
     let job: Job = unsafe { std::mem::transmute::<Box<dyn FnOnce() + Send + '_>, Job>(job) };
     if let Err(error) = shared.blocking.submit(job) {
         parking.cancel();
