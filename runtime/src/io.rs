@@ -406,87 +406,21 @@ impl Registration {
     /// direction's deadline passes, or the registration is closed.
     ///
     /// Readiness may be spurious (an old event): callers loop on their syscall until it
-    /// stops returning `WouldBlock`.
+    /// stops returning `WouldBlock`. An event between the syscall and this call is not lost
+    /// (it left the direction READY), but with several waiters in one direction prefer
+    /// [`Registration::readiness`] + [`Registration::wait_since`], which `coronet-net` uses.
     pub fn wait(&self, interest: Interest) -> Result<(), WaitError> {
         let desc = self.desc();
-        let waiters = desc.waiters(interest);
-        let deadline = desc.deadline(interest);
-        loop {
-            self.check(desc, deadline)?;
-            if waiters
-                .word
-                .compare_exchange(READY, EMPTY, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                return Ok(());
-            }
-            let parking = Parking::prepare().reason(self.wait_reason(interest));
-            let raw = parking.waker().into_raw();
-            match waiters
-                .word
-                .compare_exchange(EMPTY, raw, Ordering::SeqCst, Ordering::Acquire)
-            {
-                Ok(_) => {
-                    // Close and deadlines set their flag before they swap the word, so a flag
-                    // set before our publish is visible now; take our waker back if so.
-                    if self.check(desc, deadline).is_err()
-                        && waiters
-                            .word
-                            .compare_exchange(raw, EMPTY, Ordering::AcqRel, Ordering::Acquire)
-                            .is_ok()
-                    {
-                        // SAFETY: the CAS took our own published waker back out of the slot.
-                        drop(unsafe { Waker::from_raw(raw) });
-                        parking.cancel();
-                        continue;
-                    }
-                    parking.park();
-                    // Only a notification takes a published waker out of the word: an event
-                    // (the word is READY: consume it), a close or a deadline (EMPTY).
-                    self.check(desc, deadline)?;
-                    let _ = waiters.word.compare_exchange(
-                        READY,
-                        EMPTY,
-                        Ordering::AcqRel,
-                        Ordering::Acquire,
-                    );
-                    return Ok(());
-                }
-                Err(READY) => {
-                    // SAFETY: `raw` was never published; we still own it.
-                    drop(unsafe { Waker::from_raw(raw) });
-                    parking.cancel();
-                }
-                Err(_) => {
-                    // Another coroutine waits in this direction: queue behind it.
-                    // SAFETY: as above, `raw` was never published.
-                    drop(unsafe { Waker::from_raw(raw) });
-                    {
-                        let mut overflow =
-                            waiters.overflow.lock().unwrap_or_else(|e| e.into_inner());
-                        overflow.push(parking.waker());
-                        waiters.has_overflow.store(true, Ordering::SeqCst);
-                    }
-                    // Pairs with the SeqCst swap in `notify`: either it sees our flag, or we
-                    // see its READY.
-                    fence(Ordering::SeqCst);
-                    if waiters.word.load(Ordering::SeqCst) == READY
-                        || self.check(desc, deadline).is_err()
-                    {
-                        // Our stale waker stays in the list; waking it later does nothing.
-                        parking.cancel();
-                        continue;
-                    }
-                    parking.park();
-                    // A notification drained the list. With edge-triggered readiness one
-                    // event may stand for data enough for every waiter, and the first waiter
-                    // may already have consumed READY: retry the syscall rather than wait
-                    // for an edge that may never come.
-                    self.check(desc, deadline)?;
-                    return Ok(());
-                }
-            }
+        self.check(desc, desc.deadline(interest))?;
+        if desc
+            .waiters(interest)
+            .word
+            .compare_exchange(READY, EMPTY, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            return Ok(());
         }
+        self.wait_since(interest, self.readiness(interest))
     }
 
     /// A snapshot of `interest`'s notifications, taken *before* a syscall; pass it to
