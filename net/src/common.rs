@@ -51,6 +51,39 @@ macro_rules! handle_methods {
     };
 }
 
+/// Go's `SetDeadline` for listeners: `accept` waits on the read direction, so the listener's
+/// deadline is its read deadline.
+macro_rules! listener_deadline_methods {
+    () => {
+        /// Sets the accept deadline, as Go's `TCPListener.SetDeadline`: once `deadline` has
+        /// passed, `accept` fails with `ErrorKind::TimedOut` ("i/o timeout"), even if a
+        /// connection is queued. An `accept` already waiting sees the change at once: an
+        /// extended deadline keeps it waiting, a past one wakes it. `None` clears it.
+        ///
+        /// ```
+        /// use std::time::{Duration, Instant};
+        /// let listener = coronet_net::TcpListener::bind("127.0.0.1:0").unwrap();
+        /// listener
+        ///     .set_deadline(Some(Instant::now() + Duration::from_millis(10)))
+        ///     .unwrap();
+        /// let error = listener.accept().unwrap_err();
+        /// assert_eq!(error.kind(), std::io::ErrorKind::TimedOut);
+        /// ```
+        pub fn set_deadline(
+            &self,
+            deadline: Option<::std::time::Instant>,
+        ) -> ::std::io::Result<()> {
+            self.socket
+                .set_deadline(::coronet_runtime::io::Interest::Read, deadline)
+        }
+
+        /// The accept deadline.
+        pub fn deadline(&self) -> Option<::std::time::Instant> {
+            self.socket.deadline(::coronet_runtime::io::Interest::Read)
+        }
+    };
+}
+
 /// std's timeouts and Go's deadlines, for types that read and write.
 macro_rules! timeout_methods {
     () => {

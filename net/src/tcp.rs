@@ -51,7 +51,7 @@ pub struct TcpStream {
 
 impl TcpListener {
     /// Creates a listener bound to `addr` (each resolved address in turn, as std), with
-    /// `SO_REUSEADDR` and a backlog of 128.
+    /// `SO_REUSEADDR` and the system's largest backlog (Go's choice; std uses 128).
     ///
     /// ```
     /// let listener = coronet_net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -63,7 +63,7 @@ impl TcpListener {
             socket.set_opt(Opt::ReuseAddr, 1)?;
             socket.with_fd(|fd| {
                 sys::bind(fd, &SockAddr::inet(addr))?;
-                sys::listen(fd, sys::LISTEN_BACKLOG)
+                sys::listen(fd, sys::listen_backlog())
             })?;
             Ok(TcpListener {
                 socket: Arc::new(socket),
@@ -112,6 +112,7 @@ impl TcpListener {
     }
 
     handle_methods!(TcpListener);
+    listener_deadline_methods!();
 }
 
 /// Connections of a [`TcpListener`]; see [`TcpListener::incoming`].

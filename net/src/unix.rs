@@ -103,7 +103,7 @@ impl UnixListener {
 
     fn listen_on(addr: &SockAddr) -> io::Result<UnixListener> {
         let socket = bind_socket(Kind::Stream, addr)?;
-        socket.with_fd(|fd| sys::listen(fd, sys::LISTEN_BACKLOG))?;
+        socket.with_fd(|fd| sys::listen(fd, sys::listen_backlog()))?;
         Ok(UnixListener { socket })
     }
 
@@ -129,6 +129,7 @@ impl UnixListener {
     }
 
     handle_methods!(UnixListener);
+    listener_deadline_methods!();
 }
 
 /// Connections of a [`UnixListener`]; see [`UnixListener::incoming`].

@@ -265,8 +265,32 @@ pub(crate) fn listen(fd: RawFd, backlog: c_int) -> io::Result<()> {
     cvt(unsafe { libc::listen(fd, backlog) }).map(drop)
 }
 
-/// The backlog `listen` gets (std's choice on Unix).
-pub(crate) const LISTEN_BACKLOG: c_int = 128;
+/// The backlog `listen` gets: the system's maximum, as Go's `maxListenerBacklog` (std uses
+/// 128, which a burst of 1,000 connects overflows: the kernel then drops SYNs and clients
+/// stall for a retransmit second). Linux: `/proc/sys/net/core/somaxconn` read once, capped
+/// at 65535 as Go does (older kernels keep it in 16 bits); elsewhere `SOMAXCONN`.
+pub(crate) fn listen_backlog() -> c_int {
+    static BACKLOG: std::sync::OnceLock<c_int> = std::sync::OnceLock::new();
+    *BACKLOG.get_or_init(|| {
+        system_max_backlog()
+            .unwrap_or(libc::SOMAXCONN)
+            .clamp(1, 65535)
+    })
+}
+
+#[cfg(target_os = "linux")]
+fn system_max_backlog() -> Option<c_int> {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn system_max_backlog() -> Option<c_int> {
+    None
+}
 
 /// `connect(2)`; non-blocking, so it may fail with `EINPROGRESS` ([`connect_pending`]).
 pub(crate) fn connect(fd: RawFd, addr: &SockAddr) -> io::Result<()> {
