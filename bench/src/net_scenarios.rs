@@ -60,9 +60,26 @@ impl Layout {
 /// The figures of every network measurement, in the order of the samples.
 const METRICS: [&str; 5] = ["rps", "p50", "p99", "cpu", "other"];
 
-const ECHO_PEERS: [&str; 6] = ["coronet", "go", "may", "tokio", "threads", "epoll"];
-const HTTP_PEERS: [&str; 7] = [
-    "coronet", "go", "go-raw", "may", "tokio", "threads", "epoll",
+/// `coronet-pt` is coronet with the dedicated poll thread (`CORONET_POLL_THREAD=1`) instead
+/// of idle workers polling: both sides of that design choice in the same run.
+const ECHO_PEERS: [&str; 7] = [
+    "coronet",
+    "coronet-pt",
+    "go",
+    "may",
+    "tokio",
+    "threads",
+    "epoll",
+];
+const HTTP_PEERS: [&str; 8] = [
+    "coronet",
+    "coronet-pt",
+    "go",
+    "go-raw",
+    "may",
+    "tokio",
+    "threads",
+    "epoll",
 ];
 
 /// A server process under test.
@@ -96,7 +113,20 @@ fn start_server(ctx: &Ctx, peer: &str, http: bool, layout: Layout) -> Result<Ser
     } else {
         let mut cmd = Command::new(&ctx.exe);
         let kind = if http { "http" } else { "echo" };
-        cmd.args(["serve", peer, kind, &addr.to_string(), &workers.to_string()]);
+        let served = if peer == "coronet-pt" {
+            cmd.env("CORONET_POLL_THREAD", "1");
+            "coronet"
+        } else {
+            cmd.env_remove("CORONET_POLL_THREAD");
+            peer
+        };
+        cmd.args([
+            "serve",
+            served,
+            kind,
+            &addr.to_string(),
+            &workers.to_string(),
+        ]);
         cmd
     };
     cmd.stdin(Stdio::null()).stdout(Stdio::null());

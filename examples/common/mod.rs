@@ -48,7 +48,11 @@ pub fn parse_args<T>(
     usage: &str,
     default_addr: &str,
     mut own: T,
-    mut extra: impl FnMut(&mut T, &str, &mut dyn FnMut() -> Result<String, String>) -> Result<bool, String>,
+    mut extra: impl FnMut(
+        &mut T,
+        &str,
+        &mut dyn FnMut() -> Result<String, String>,
+    ) -> Result<bool, String>,
 ) -> Result<Command<T>, String> {
     let mut options = ServerOptions {
         addr: default_addr.to_owned(),
@@ -94,15 +98,15 @@ pub fn main_with<T: Send + 'static>(
     extra: impl FnMut(&mut T, &str, &mut dyn FnMut() -> Result<String, String>) -> Result<bool, String>,
     serve: impl FnOnce(ServerOptions, T) -> io::Result<()> + Send + 'static,
 ) -> ExitCode {
-    let (options, own) =
-        match parse_args(std::env::args().skip(1), usage, default_addr, own, extra) {
-            Ok(Command::Serve(options, own)) => (options, own),
-            Ok(Command::Help) => return ExitCode::SUCCESS,
-            Err(message) => {
-                eprintln!("{name}: {message}\n\n{usage}");
-                return ExitCode::from(2);
-            }
-        };
+    let (options, own) = match parse_args(std::env::args().skip(1), usage, default_addr, own, extra)
+    {
+        Ok(Command::Serve(options, own)) => (options, own),
+        Ok(Command::Help) => return ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("{name}: {message}\n\n{usage}");
+            return ExitCode::from(2);
+        }
+    };
     let mut builder = coronet::runtime::Builder::new();
     if let Some(workers) = options.workers {
         builder = builder.workers(workers);

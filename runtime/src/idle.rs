@@ -2,7 +2,7 @@
 //!
 //! Go's protocol (proc.go, "Worker thread parking/unparking"), in four steps:
 //!
-//! 1. Whoever makes work runnable (spawn, wake, the poll thread) calls [`Idle::notify_work`]
+//! 1. Whoever makes work runnable (spawn, wake, a poll) calls [`Idle::notify_work`]
 //!    *after* publishing it: if some worker is spinning, that worker will find the work;
 //!    otherwise one sleeping worker is woken and counted as spinning.
 //! 2. A worker that finds no work may spin (look for work to steal) if fewer than half of the
@@ -121,6 +121,17 @@ impl Idle {
         fence(Ordering::SeqCst);
     }
 
+    /// Sleeper `index` is about to block in the poller: it goes to the back of the wake
+    /// order, so `notify_work` wakes a parked worker first and the poller keeps polling
+    /// (Go: the thread in netpoll is not an idle P's; `wakep` starts another).
+    pub(crate) fn poll_sleeper(&self, index: usize) {
+        let mut sleepers = self.sleepers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(position) = sleepers.iter().position(|&i| i == index) {
+            sleepers.remove(position);
+            sleepers.insert(0, index);
+        }
+    }
+
     /// The final look found work. Returns true if `index` was still registered (it is now a
     /// normal running worker); false if a notifier already took it off the list (then
     /// [`Idle::take_woken`] is true: it counts as spinning; its parker will hold a token,
@@ -183,6 +194,16 @@ impl Parker {
         let mut notified = self.notified.lock().unwrap_or_else(|e| e.into_inner());
         *notified = true;
         self.condvar.notify_one();
+    }
+
+    /// Whether an `unpark` is pending (a worker about to block in the poller looks).
+    pub(crate) fn has_token(&self) -> bool {
+        *self.notified.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Consumes a pending `unpark`, if any (after sleeping in the poller instead of here).
+    pub(crate) fn clear(&self) {
+        *self.notified.lock().unwrap_or_else(|e| e.into_inner()) = false;
     }
 }
 

@@ -4,7 +4,7 @@
 //! [`Registration`], which names a `PollDesc` in this registry and registers the fd with
 //! the runtime's poller once, edge-triggered, for its whole life. An operation tries its
 //! syscall; on `WouldBlock` it calls [`Registration::wait`], which parks the coroutine (or
-//! blocks the plain thread) until the poll thread reports readiness, the deadline passes or
+//! blocks the plain thread) until the poller reports readiness, the deadline passes or
 //! the registration is closed.
 //!
 //! # The reader / writer word (one per direction)
@@ -20,11 +20,11 @@
 //! | `READY` → `EMPTY`        | waiter      | consumes the readiness, retries its syscall   |
 //! | `EMPTY` → waker          | waiter      | after `Parking::prepare`, before suspending   |
 //! | waker → `EMPTY`          | waiter      | it gives up (closed/deadline seen after publishing) |
-//! | any → `READY`            | poll thread | an event: the old waker (if any) is woken     |
+//! | any → `READY`            | poller      | an event: the old waker (if any) is woken     |
 //! | any → `EMPTY`            | close / deadline | the old waker is woken and sees the error |
 //!
 //! The waiter publishes its waker *before* it suspends; the park-then-commit protocol
-//! (task.rs) guarantees it is not resumed until it is off its stack, so the poll thread may
+//! (task.rs) guarantees it is not resumed until it is off its stack, so the poller may
 //! take the waker at any time. Whoever swaps the waker word out owns it and wakes it exactly
 //! once. A second waiter in the same direction (two coroutines reading one socket) waits in a
 //! small overflow list that every notification drains.
@@ -247,7 +247,7 @@ impl IoRegistry {
             .push(index);
     }
 
-    /// The poll thread's handling of one event.
+    /// The poller's handling of one event (whoever holds the poll token).
     pub(crate) fn dispatch(&self, event: &Event) {
         let token = event.token().0 as u64;
         let (index, generation) = (token as u32, (token >> 32) as u32);

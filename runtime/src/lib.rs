@@ -1,4 +1,5 @@
-//! M:N stackful coroutines on a work-stealing scheduler, with a dedicated poll thread.
+//! M:N stackful coroutines on a work-stealing scheduler, with Go's netpoll: idle workers block
+//! in the OS poller and run what it wakes.
 //!
 //! This is Go's scheduler and netpoll loop in Rust (see `docs/runtime.md`):
 //!
@@ -10,7 +11,7 @@
 //! | global run queue                     | the injector                                    |
 //! | `findrunnable`, work stealing        | `worker.rs` search order                        |
 //! | `gopark` / `goready`                 | the park-then-commit protocol (`task.rs`)       |
-//! | netpoll + timers                     | the poll thread (`poll.rs`, `timer.rs`)         |
+//! | netpoll + timers                     | idle workers / monitor (`poll.rs`, `timer.rs`)  |
 //! | `pollDesc`                           | [`io::Registration`]                            |
 //! | sysmon                               | the monitor thread (`monitor.rs`)               |
 //! | `chan`, `close`, `select`            | [`chan`], [`select!`]                           |

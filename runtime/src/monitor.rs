@@ -11,12 +11,18 @@
 //! thread would only oversubscribe them (Go would preempt it; Rust cannot). Such long runners
 //! are counted in stats. Spares retire when no worker is stuck and they find no work. The
 //! stuck worker itself continues when its coroutine returns control.
+//!
+//! The monitor is also the netpoll of last resort (Go's sysmon "poll network if not polled
+//! for more than 10 ms"): when idle workers poll (poll.rs) and all of them are busy, nobody
+//! holds the poll token; if no poll returned during the last tick, the monitor polls once
+//! without blocking and fires due timers, and the coroutines this wakes go to the injector.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::poll::{poll_once, PollBuffers, PollWait};
 use crate::runtime::Shared;
 use crate::worker::{worker_main, WorkerSlot};
 
@@ -32,9 +38,23 @@ pub(crate) fn monitor_main(shared: Arc<Shared>) {
     let mut last_cpu: Vec<Option<u64>> = vec![None; shared.slots.len()];
     let mut spares: Vec<thread::JoinHandle<()>> = Vec::new();
     let mut next_trace = shared.config.schedtrace.map(|every| Instant::now() + every);
+    let mut poll_buffers = PollBuffers::new();
     while !shared.is_shutdown() {
         thread::sleep(TICK);
         shared.tick_coarse_clock();
+        if shared.workers_poll()
+            && shared.ms_since_last_poll() >= TICK.as_millis() as u64
+            && shared.try_take_poll_token()
+        {
+            poll_once(&shared, &mut poll_buffers, PollWait::NoWait);
+            shared.release_poll_token();
+            // A worker that went to sleep while we held the token slept on its parker, and
+            // then nobody blocks in the poller: wake one, it will take the token when it
+            // finds nothing to do.
+            if shared.idle.sleeping() > 0 {
+                shared.notify_work();
+            }
+        }
         // Give stacks that stayed idle beyond the warm reserve back to the kernel, a bounded
         // batch at a time (about 1 us each).
         crate::stack::trim(TRIM_PER_TICK);

@@ -1,13 +1,14 @@
 //! A runtime: its shared state, its threads, spawning, scheduling and shutdown.
 //!
-//! One [`Runtime`] owns N worker threads (worker.rs), one poll thread (poll.rs), one monitor
-//! thread (monitor.rs) and an elastic blocking pool (blocking.rs). Everything they share is in
+//! One [`Runtime`] owns N worker threads (worker.rs; an idle one polls the OS, poll.rs), one
+//! monitor thread (monitor.rs), optionally a dedicated poll thread, and an elastic blocking
+//! pool (blocking.rs). Everything they share is in
 //! `Shared`, reached through an `Arc` that every task holds, never through a global: the
 //! only process-wide entry point is the lazily started default runtime.
 
 use std::io;
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -123,6 +124,8 @@ pub(crate) struct Config {
     pub(crate) dump_signal: bool,
     /// Print a schedtrace line to stderr at this interval.
     pub(crate) schedtrace: Option<Duration>,
+    /// A dedicated thread polls instead of idle workers (poll.rs).
+    pub(crate) poll_thread: bool,
 }
 
 /// State shared by every thread and task of one runtime.
@@ -133,9 +136,14 @@ pub(crate) struct Shared {
     pub(crate) idle: Idle,
     pub(crate) poller: Poller,
     timers: Mutex<Timers>,
-    /// When the poll thread will wake by itself: nanoseconds since `epoch`, `u64::MAX` for
+    /// When the blocking poller will wake by itself: nanoseconds since `epoch`, `u64::MAX` for
     /// never, 0 while it is awake. Written under the `timers` lock (see `arm_timer`).
     poll_wakes_at: AtomicU64,
+    /// The poll token: held by the one thread blocked in (or about to call, or just back
+    /// from) `Poller::poll`. The dedicated poll thread holds it for good (poll.rs).
+    poll_token: AtomicBool,
+    /// Coarse milliseconds (`coarse_now_ms`) of the last return from `Poller::poll`.
+    last_poll_ms: AtomicU64,
     pub(crate) epoch: Instant,
     pub(crate) io: IoRegistry,
     pub(crate) registry: Registry,
@@ -188,8 +196,53 @@ impl Shared {
     /// Wakes a sleeping worker if work was published and nobody spins (idle.rs step 1).
     pub(crate) fn notify_work(&self) {
         if let Some(index) = self.idle.notify_work() {
-            self.slots[index].parker.unpark();
+            self.unpark_worker(index);
         }
+    }
+
+    /// Wakes worker `index` wherever it sleeps: on its parker, or blocked in the poller
+    /// (poll.rs, "Waking the poller": the token is set before `in_poll` is read, and the
+    /// worker sets `in_poll` before it reads the token, both with SeqCst fences between).
+    pub(crate) fn unpark_worker(&self, index: usize) {
+        let slot = &self.slots[index];
+        slot.parker.unpark();
+        fence(Ordering::SeqCst);
+        if slot.in_poll.load(Ordering::SeqCst) {
+            // A failed wake leaves the worker asleep until the next event or timer; the
+            // eventfd/pipe write cannot fail while the poller lives.
+            let _ = self.poller.wake();
+        }
+    }
+
+    /// Whether idle workers poll (no dedicated poll thread).
+    pub(crate) fn workers_poll(&self) -> bool {
+        !self.config.poll_thread
+    }
+
+    /// Takes the poll token if nobody holds it.
+    pub(crate) fn try_take_poll_token(&self) -> bool {
+        !self.poll_token.load(Ordering::Relaxed)
+            && self
+                .poll_token
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// Gives the poll token back.
+    pub(crate) fn release_poll_token(&self) {
+        self.poll_token.store(false, Ordering::Release);
+    }
+
+    /// Records a return from `Poller::poll` (for the monitor's fallback poll).
+    pub(crate) fn note_poll(&self) {
+        self.last_poll_ms
+            .store(self.coarse_now_ms(), Ordering::Relaxed);
+    }
+
+    /// Coarse milliseconds since the last poll returned.
+    pub(crate) fn ms_since_last_poll(&self) -> u64 {
+        self.coarse_now_ms()
+            .saturating_sub(self.last_poll_ms.load(Ordering::Relaxed))
     }
 
     /// Makes a woken task runnable: on the current worker's runnext when called from a
@@ -209,7 +262,7 @@ impl Shared {
         self.notify_work();
     }
 
-    /// Arms a timer; wakes the poll thread if it would sleep past `deadline`.
+    /// Arms a timer; breaks the blocking poll if it would sleep past `deadline`.
     pub(crate) fn arm_timer(&self, deadline: Instant, action: TimerAction) -> TimerKey {
         let (key, wakes_at) = {
             let mut timers = self.timers.lock().unwrap_or_else(|e| e.into_inner());
@@ -242,7 +295,7 @@ impl Shared {
         at.saturating_duration_since(self.epoch).as_nanos() as u64 + 1
     }
 
-    /// For the poll thread: the time until the next timer, recording when it will wake.
+    /// For the blocking poller: the time until the next timer, recording when it will wake.
     pub(crate) fn poll_timeout(&self) -> Option<Duration> {
         let mut timers = self.timers.lock().unwrap_or_else(|e| e.into_inner());
         match timers.next_deadline() {
@@ -258,12 +311,12 @@ impl Shared {
         }
     }
 
-    /// For the poll thread: it is awake again (arming a timer need not wake it).
+    /// For the blocking poller: it is awake again (arming a timer need not wake it).
     pub(crate) fn poll_awake(&self) {
         self.poll_wakes_at.store(0, Ordering::Relaxed);
     }
 
-    /// For the poll thread: moves the actions of due timers into `out`.
+    /// For the poller: moves the actions of due timers into `out`.
     pub(crate) fn expire_timers(&self, out: &mut Vec<TimerAction>) {
         let now = Instant::now();
         self.timers
@@ -430,7 +483,8 @@ impl<F: FnOnce() -> T, T> TaskBody<F, T> {
     }
 }
 
-/// A coronet runtime: worker threads, a poll thread, a monitor and a blocking pool.
+/// A coronet runtime: worker threads (which also poll the OS when idle), a monitor and a
+/// blocking pool.
 ///
 /// Most programs use the default runtime through [`crate::run`] and [`crate::spawn`]; build
 /// one explicitly to choose the worker count or stack size, or to shut it down.
@@ -466,6 +520,7 @@ pub struct Builder {
     name: String,
     dump_signal: bool,
     schedtrace: Option<Duration>,
+    poll_thread: bool,
 }
 
 impl Default for Builder {
@@ -489,7 +544,21 @@ impl Builder {
                 .and_then(|v| v.parse::<u64>().ok())
                 .filter(|&ms| ms > 0)
                 .map(Duration::from_millis),
+            poll_thread: env("CORONET_POLL_THREAD").is_some_and(|v| v == "1"),
         }
+    }
+
+    /// Polls the OS from a dedicated thread instead of from idle workers
+    /// (`CORONET_POLL_THREAD=1` sets it too).
+    ///
+    /// By default a worker with nothing to run blocks in the poller itself and runs the
+    /// coroutines its events wake on the same thread, as Go does; when every worker is busy,
+    /// the monitor polls every 5 ms. A dedicated poll thread instead hands every woken
+    /// coroutine to a worker: a thread switch per event batch, in exchange for events never
+    /// waiting behind busy workers. docs/performance.md has both measured.
+    pub fn poll_thread(mut self, enabled: bool) -> Builder {
+        self.poll_thread = enabled;
+        self
     }
 
     /// Prints a dump of every coroutine (with backtraces) to stderr when the process
@@ -544,6 +613,7 @@ impl Builder {
                 name: self.name,
                 dump_signal: self.dump_signal,
                 schedtrace: self.schedtrace,
+                poll_thread: self.poll_thread,
             },
             injector: Injector::new(),
             slots,
@@ -551,6 +621,8 @@ impl Builder {
             poller: Poller::new()?,
             timers: Mutex::new(Timers::default()),
             poll_wakes_at: AtomicU64::new(0),
+            poll_token: AtomicBool::new(self.poll_thread),
+            last_poll_ms: AtomicU64::new(0),
             epoch: Instant::now(),
             io: IoRegistry::new(),
             registry: Registry::new(),
@@ -575,10 +647,12 @@ impl Builder {
             })?;
             shared.slots[index].active.store(true, Ordering::Release);
         }
-        runtime.start_thread(format!("{}-poll", shared.config.name), {
-            let shared = shared.clone();
-            move || crate::poll::poll_main(shared)
-        })?;
+        if shared.config.poll_thread {
+            runtime.start_thread(format!("{}-poll", shared.config.name), {
+                let shared = shared.clone();
+                move || crate::poll::poll_thread_main(shared)
+            })?;
+        }
         runtime.start_thread(format!("{}-monitor", shared.config.name), {
             let shared = shared.clone();
             move || crate::monitor::monitor_main(shared)
@@ -654,7 +728,7 @@ impl Runtime {
         let shared = &self.shared;
         shared.shutdown.store(true, Ordering::Release);
         for index in shared.idle.take_all_sleepers() {
-            shared.slots[index].parker.unpark();
+            shared.unpark_worker(index);
         }
         for slot in shared.slots.iter() {
             slot.parker.unpark();

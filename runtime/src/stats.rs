@@ -19,7 +19,7 @@ pub struct Stats {
     pub steals: u64,
     /// Parks committed (a coroutine left its worker to wait).
     pub parks: u64,
-    /// Returns of the poll thread from `Poller::poll`.
+    /// Returns from `Poller::poll` (by idle workers, the monitor or the poll thread).
     pub polls: u64,
     /// Timers armed and pending now.
     pub timers: usize,

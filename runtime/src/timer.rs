@@ -9,7 +9,7 @@
 //!
 //! Rejected alternative: a hierarchical timing wheel (tokio) has O(1) arming but a fixed
 //! resolution and a cascading cost; the heap is exact, simple and measured fast enough here
-//! (docs/runtime.md). The timers live behind one mutex owned by the runtime; the poll thread
+//! (docs/runtime.md). The timers live behind one mutex owned by the runtime; the poller
 //! sleeps until the earliest deadline, and arming an earlier one wakes it.
 
 use std::cmp::Reverse;

@@ -12,14 +12,16 @@
 //! 5. stealing: half of another worker's deque, then its `runnext` (random start).
 //!
 //! A worker that finds nothing spins for a bounded number of rounds (if allowed by
-//! [`crate::idle::Idle`]) and then sleeps on its parker.
+//! [`crate::idle::Idle`]) and then sleeps: in the poller if it can take the poll token
+//! (poll.rs), otherwise on its parker. Coroutines woken by its own poll go into its own
+//! deque in event order and run on this thread.
 //!
 //! Worker *slots* are allocated up front: the configured workers plus spares the monitor
 //! starts when a worker is stuck (see monitor.rs). A slot's deque is created once; the thread
 //! that runs the slot takes the `Worker` end out of it and puts it back when it retires.
 
 use std::cell::{Cell, RefCell};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -28,6 +30,7 @@ use crossbeam_deque::{Steal, Stealer, Worker};
 
 use crate::context;
 use crate::idle::Parker;
+use crate::poll::{self, PollBuffers, PollWait};
 use crate::runtime::Shared;
 use crate::stack::{self, LocalCache};
 use crate::sys::CpuClock;
@@ -76,6 +79,8 @@ pub(crate) struct WorkerSlot {
     pub(crate) spare: bool,
     /// The CPU clock of the thread running this slot (for the monitor).
     pub(crate) cpu_clock: Mutex<Option<CpuClock>>,
+    /// The worker sleeps in the poller rather than on its parker (poll.rs).
+    pub(crate) in_poll: AtomicBool,
 }
 
 impl WorkerSlot {
@@ -93,6 +98,7 @@ impl WorkerSlot {
             replaced: AtomicBool::new(false),
             spare,
             cpu_clock: Mutex::new(None),
+            in_poll: AtomicBool::new(false),
         }
     }
 
@@ -165,6 +171,11 @@ pub(crate) struct WorkerContext {
     tick: Cell<u32>,
     runnext_streak: Cell<u32>,
     rng: Cell<u64>,
+    /// Dispatching this worker's own poll: woken coroutines are queued in order, without a
+    /// wake-up each (one `notify_work` for the batch afterwards).
+    batching: Cell<bool>,
+    batched: Cell<usize>,
+    poll_buffers: RefCell<PollBuffers>,
 }
 
 impl WorkerContext {
@@ -188,6 +199,11 @@ impl WorkerContext {
     /// current coroutine instead runs on for long, the monitor notices within a tick and lets
     /// an idle worker take `runnext` (see `steal`).
     pub(crate) fn push_next(&self, task: Arc<Task>) {
+        if self.batching.get() {
+            self.deque.push(task);
+            self.batched.set(self.batched.get() + 1);
+            return;
+        }
         if let Some(displaced) = self.slot().put_runnext(task) {
             self.deque.push(displaced);
             self.shared.notify_work();
@@ -368,6 +384,10 @@ impl WorkerContext {
                 }
                 continue;
             }
+            if self.shared.workers_poll() && self.shared.try_take_poll_token() {
+                spinning = self.sleep_in_poll();
+                continue;
+            }
             self.slot().parker.park();
             // The park may also return on a token left by a wake-up that raced with an
             // earlier final look (or at shutdown), with this worker still on the sleeper
@@ -383,6 +403,42 @@ impl WorkerContext {
         if spinning {
             self.shared.idle.stop_spinning();
         }
+    }
+
+    /// Sleeps in the poller (this worker holds the poll token and is registered as a
+    /// sleeper): blocks until an event, a timer or `unpark_worker`, runs the poll's wake-ups
+    /// into the local deque, and gives the token back. Returns whether the worker now counts
+    /// as spinning (a notifier woke it), as after a park.
+    fn sleep_in_poll(&self) -> bool {
+        let slot = self.slot();
+        self.shared.idle.poll_sleeper(self.index);
+        slot.in_poll.store(true, Ordering::SeqCst);
+        // Pairs with the fence in `Shared::unpark_worker`: either it sees `in_poll` and
+        // breaks the poll, or we see its token here and do not block.
+        fence(Ordering::SeqCst);
+        let wait = if slot.parker.has_token() || self.shared.is_shutdown() {
+            PollWait::NoWait
+        } else {
+            PollWait::UntilTimer
+        };
+        self.batching.set(true);
+        poll::poll_once(&self.shared, &mut self.poll_buffers.borrow_mut(), wait);
+        self.batching.set(false);
+        slot.in_poll.store(false, Ordering::SeqCst);
+        self.shared.release_poll_token();
+        // A wake-up delivered while we were in the poller is consumed here; one that comes
+        // later leaves a stale token, which the next park handles as after any park.
+        slot.parker.clear();
+        let spinning = if self.shared.idle.cancel_sleep(self.index) {
+            false
+        } else {
+            self.shared.idle.take_woken(self.index)
+        };
+        // We run the first woken coroutine; if there are more, let an idle worker steal.
+        if self.batched.replace(0) > 1 {
+            self.shared.notify_work();
+        }
+        spinning
     }
 
     fn found(&self, spinning: &mut bool) {
@@ -425,6 +481,9 @@ pub(crate) fn worker_main(shared: Arc<Shared>, index: usize) {
         tick: Cell::new(0),
         runnext_streak: Cell::new(0),
         rng: Cell::new(seed | 1),
+        batching: Cell::new(false),
+        batched: Cell::new(0),
+        poll_buffers: RefCell::new(PollBuffers::new()),
     };
     {
         let _guard = context::enter_worker(&ctx);
