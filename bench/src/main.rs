@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --release -p coronet-bench -- all          # everything, writes docs/benchmarks.md
 //! cargo run --release -p coronet-bench -- all --quick  # smoke run: 1 repetition of 1 s
-//! cargo run --release -p coronet-bench -- runtime|echo|http [options]
+//! cargo run --release -p coronet-bench -- runtime|echo|http|redis [options]
 //! ```
 //!
 //! Options: `--quick`, `--reps N`, `--secs S`, `--peers go,may,...` (coronet always runs),
@@ -15,6 +15,7 @@
 mod go;
 mod loadgen;
 mod net_scenarios;
+mod redis_scenario;
 mod report;
 mod rt_children;
 mod runtime_scenarios;
@@ -38,15 +39,17 @@ pub struct Ctx {
     pub report: Report,
 }
 
-const USAGE: &str = "usage: coronet-bench <all|runtime|echo|http> [--quick] [--reps N] [--secs S] [--peers a,b] [--out FILE]
+const USAGE: &str = "usage: coronet-bench <all|runtime|echo|http|redis> [--quick] [--reps N] [--secs S] [--peers a,b] [--out FILE]
 
 scenarios:
   all       everything below; writes docs/benchmarks.md (a --quick run writes next to the binary)
   runtime   spawn+join, yield, channel ping-pong, RSS per parked coroutine
   echo      TCP echo ping-pong: 64 B at 1, 100, 1000 connections; 4 KiB at 100
   http      HTTP/1.1 hello, keep-alive, 100 connections (wrk)
+  redis     RESP through redis-benchmark -P 1 and -P 16: examples/redis against redis-server
 
-peers: coronet, go, go-raw (HTTP), may, tokio, threads, epoll";
+peers: coronet, coronet-pt (coronet with a dedicated poll thread), go, go-raw (HTTP), may,
+       tokio, threads, epoll, redis (RESP)";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -59,7 +62,7 @@ fn main() {
             let n = args.get(1).cloned().unwrap_or_else(|| "10000".into());
             return rt_children::run(&["coronet".into(), "park".into(), n, "2".into()]);
         }
-        "all" | "runtime" | "echo" | "http" => {}
+        "all" | "runtime" | "echo" | "http" | "redis" => {}
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             return;
@@ -100,6 +103,9 @@ fn main() {
     }
     if matches!(scenario, "all" | "http") {
         net_scenarios::http(&mut ctx);
+    }
+    if matches!(scenario, "all" | "redis") {
+        redis_scenario::run(&mut ctx);
     }
     let goals = report::goals(&ctx.report);
     println!("## Goals\n\n{goals}");

@@ -23,21 +23,22 @@ use crate::util::{
 };
 use crate::Ctx;
 
+/// Where the server and the load generator run (see the module doc).
 #[derive(Clone, Copy, PartialEq)]
-enum Layout {
+pub enum Layout {
     Shared,
     Split,
 }
 
 impl Layout {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Layout::Shared => "shared",
             Layout::Split => "split",
         }
     }
 
-    fn server_workers(self) -> usize {
+    pub fn server_workers(self) -> usize {
         match self {
             Layout::Shared => cpu_count(),
             Layout::Split => 1,
@@ -45,14 +46,14 @@ impl Layout {
     }
 
     /// The server's cores; `None` means all (inherited).
-    fn server_cpus(self) -> Option<Vec<usize>> {
+    pub fn server_cpus(self) -> Option<Vec<usize>> {
         match self {
             Layout::Shared => None,
             Layout::Split => Some(vec![0]),
         }
     }
 
-    fn load_cpu() -> usize {
+    pub fn load_cpu() -> usize {
         cpu_count().saturating_sub(1)
     }
 }
@@ -82,10 +83,10 @@ const HTTP_PEERS: [&str; 8] = [
     "epoll",
 ];
 
-/// A server process under test.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
+/// A server process under test, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub addr: SocketAddr,
 }
 
 impl Drop for Server {
@@ -144,12 +145,14 @@ fn start_server(ctx: &Ctx, peer: &str, http: bool, layout: Layout) -> Result<Ser
     Ok(server)
 }
 
-/// Fails when the server died during the run (a crash must not pass as a figure).
-fn check_alive(server: &mut Server, peer: &str) -> Result<(), String> {
-    match server.child.try_wait() {
-        Ok(None) => Ok(()),
-        Ok(Some(status)) => Err(format!("{peer} server exited during the run: {status}")),
-        Err(e) => Err(e.to_string()),
+impl Server {
+    /// Fails when the server died during the run (a crash must not pass as a figure).
+    pub fn check_alive(&mut self, peer: &str) -> Result<(), String> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(format!("{peer} server exited during the run: {status}")),
+            Err(e) => Err(e.to_string()),
+        }
     }
 }
 
@@ -178,7 +181,7 @@ fn echo_once(
         .join()
         .map_err(|_| "load generator panicked".to_string())?
     });
-    check_alive(&mut server, peer)?;
+    server.check_alive(peer)?;
     result.map_err(|e| format!("{peer}: {e}"))
 }
 
@@ -255,7 +258,7 @@ pub fn echo(ctx: &mut Ctx) {
     ctx.report.section(text);
 }
 
-fn layout_text(layout: Layout) -> String {
+pub fn layout_text(layout: Layout) -> String {
     match layout {
         Layout::Shared => format!(
             "servers on all {} cores with {} workers, load generator pinned to core {}",
@@ -347,7 +350,7 @@ fn http_once(ctx: &Ctx, peer: &str, layout: Layout) -> Result<WrkResult, String>
     let delta = |i: usize| after[i].saturating_sub(before[i]);
     let ours = delta(0) + delta(2) + delta(3);
     let foreign = foreign_share(delta(1), ours, elapsed);
-    check_alive(&mut server, peer)?;
+    server.check_alive(peer)?;
     if elapsed > Duration::from_secs(secs + 30) {
         return Err("wrk ran far longer than asked".into());
     }
