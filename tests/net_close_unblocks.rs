@@ -8,7 +8,9 @@
 mod util;
 
 use std::io::{ErrorKind, Read, Write};
+#[cfg(unix)]
 use std::net::Shutdown;
+#[cfg(unix)]
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
@@ -70,9 +72,15 @@ fn close_unblocks_accept_and_ends_incoming() {
         listener.close().unwrap();
         assert_closed(&accepting.join().unwrap().unwrap_err());
         assert_eq!(incoming.join().unwrap(), 0, "incoming() ends after close");
-        // The port is released once nothing is in flight: a new connect is refused.
-        let error = TcpStream::connect(addr).unwrap_err();
-        assert_eq!(error.kind(), ErrorKind::ConnectionRefused);
+        // The port is released once nothing is in flight: a new connect is refused. (Unix
+        // only: on Windows the closed listener keeps its handle, and so its port, until the
+        // last handle is dropped; see `sys::retire` in coronet-net.)
+        #[cfg(unix)]
+        {
+            let error = TcpStream::connect(addr).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::ConnectionRefused);
+        }
+        let _ = addr;
     });
 }
 
@@ -97,6 +105,9 @@ fn close_unblocks_a_write_to_a_full_buffer() {
     });
 }
 
+// Unix only: on Windows `shutdown(SD_RECEIVE)` produces no AFD readiness event, so a read
+// already blocked is not woken (a read started after it returns 0); see docs/net.md.
+#[cfg(unix)]
 #[test]
 fn shutdown_makes_a_blocked_read_return_zero() {
     let _watchdog = util::watchdog("shutdown_blocked_read", Duration::from_secs(60));
@@ -148,6 +159,7 @@ fn close_from_a_coroutine_unblocks_a_plain_thread() {
     drop(client);
 }
 
+#[cfg(unix)] // the placeholder descriptor is dup2: Windows sockets keep their handle instead
 #[test]
 fn closed_handle_keeps_its_descriptor_number_reserved() {
     coronet::run(|| {

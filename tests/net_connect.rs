@@ -5,10 +5,14 @@ mod util;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::SocketAddr;
+#[cfg(unix)]
 use std::os::fd::AsRawFd;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(unix)]
+use std::time::Instant;
 
 use coronet::net::{TcpListener, TcpStream};
+#[cfg(unix)]
 use coronet::runtime::WaitKind;
 
 /// An address on 127.0.0.1 where nothing listens (a port just released).
@@ -31,6 +35,7 @@ fn connect_refused() {
     assert_eq!(error.kind(), ErrorKind::ConnectionRefused);
 }
 
+#[cfg(unix)] // shrinks the backlog with a second listen(), which only Linux/BSD honour
 #[test]
 fn connect_timeout_against_a_full_backlog() {
     let _watchdog = util::watchdog("connect_timeout_full_backlog", Duration::from_secs(60));
@@ -96,6 +101,7 @@ fn connect_tries_each_address_in_turn() {
     });
 }
 
+#[cfg(unix)]
 /// Closes `conn` with `SO_LINGER {on, 0}`: the kernel sends RST instead of FIN.
 fn reset(conn: TcpStream) {
     let linger = libc::linger {
@@ -116,6 +122,7 @@ fn reset(conn: TcpStream) {
     drop(conn);
 }
 
+#[cfg(unix)] // resets with SO_LINGER through libc
 #[test]
 fn reset_by_peer_on_read_and_write() {
     let _watchdog = util::watchdog("reset_by_peer", Duration::from_secs(60));
@@ -149,6 +156,7 @@ fn reset_by_peer_on_read_and_write() {
     });
 }
 
+#[cfg(unix)] // resets with SO_LINGER through libc
 #[test]
 fn reset_by_peer_while_writing() {
     let _watchdog = util::watchdog("reset_while_writing", Duration::from_secs(60));

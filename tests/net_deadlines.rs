@@ -79,6 +79,9 @@ fn read_timeout_does_not_fire_when_data_arrives() {
     });
 }
 
+// Unix only: Windows (and Wine) may accept a later send after WSAEWOULDBLOCK once its send
+// buffering grows, so `fill` does not leave the connection reliably full there.
+#[cfg(unix)]
 #[test]
 fn write_timeout_expires_with_would_block() {
     coronet::run(|| {

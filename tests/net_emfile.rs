@@ -5,6 +5,9 @@
 //! The descriptor table is filled in a child process (this test binary re-executed), so the
 //! lowered `RLIMIT_NOFILE` cannot disturb other tests.
 
+// Unix only: fills the descriptor table under a lowered RLIMIT_NOFILE, which Windows lacks.
+#![cfg(unix)]
+
 mod util;
 
 use std::fs::File;

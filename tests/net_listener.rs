@@ -9,6 +9,7 @@ mod util;
 use std::io::{ErrorKind, Read, Write};
 use std::time::{Duration, Instant};
 
+#[cfg(unix)]
 use coronet::net::unix::{UnixListener, UnixStream};
 use coronet::net::{TcpListener, TcpStream};
 use coronet::runtime::WaitKind;
@@ -93,6 +94,7 @@ fn a_past_deadline_wakes_an_accept_waiting_without_one() {
     });
 }
 
+#[cfg(unix)] // Unix domain sockets
 #[test]
 fn unix_listener_accept_deadline() {
     let dir = util::TempDir::new("unix-accept-deadline");

@@ -2,6 +2,9 @@
 //! by `SIGPIPE`, even with `SIGPIPE` at its default disposition (Rust programs normally
 //! ignore it, which would hide the bug, so the child resets it to `SIG_DFL` first).
 
+// Unix only: SIGPIPE and Unix sockets do not exist on Windows (a write there just fails).
+#![cfg(unix)]
+
 mod util;
 
 use std::io::{ErrorKind, IoSlice, Read, Write};

@@ -1,6 +1,10 @@
 //! The same types from plain threads (they block the thread), mixed with coroutines, and
 //! std sockets and raw descriptors converted in and out.
 
+// Unix only: converts through `*Fd` traits and uses Unix sockets; Windows has the
+// `*Socket` conversions (covered by the doc tests of coronet-net under Wine).
+#![cfg(unix)]
+
 mod util;
 
 use std::io::{Read, Write};

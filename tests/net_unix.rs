@@ -1,6 +1,9 @@
 //! Unix domain sockets: stream and datagram round trips over paths in a temporary directory,
 //! pairs, addresses, shutdown and close.
 
+// Unix only: Unix domain sockets (`coronet::net::unix`) are not built on Windows.
+#![cfg(unix)]
+
 mod util;
 
 use std::io::{ErrorKind, Read, Write};

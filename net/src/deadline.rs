@@ -241,19 +241,29 @@ impl Direction {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsRawFd;
-    use std::os::unix::net::UnixStream;
+    use crate::sys::{self, Kind, RawFd};
 
-    /// A registered socket (on the default runtime). Drop order: the registration first.
-    fn registered() -> (Registration, UnixStream, UnixStream) {
-        let (a, b) = UnixStream::pair().unwrap();
-        a.set_nonblocking(true).unwrap();
-        (Registration::new(a.as_raw_fd()).unwrap(), a, b)
+    /// A socket for the tests to register, closed on drop. The tests bind it before the
+    /// registration (`let (_socket, registration)`), so the registration is dropped first, as
+    /// its contract asks.
+    struct TestSocket(RawFd);
+
+    impl Drop for TestSocket {
+        fn drop(&mut self) {
+            sys::close(self.0);
+        }
+    }
+
+    /// A registered (non-blocking, unbound) UDP socket on the default runtime.
+    fn registered() -> (TestSocket, Registration) {
+        let fd = sys::inet_socket(&"127.0.0.1:0".parse().unwrap(), Kind::Datagram).unwrap();
+        let socket = TestSocket(fd);
+        (socket, Registration::new(fd).unwrap())
     }
 
     #[test]
     fn the_earliest_deadline_is_applied_and_restored() {
-        let (registration, _a, _b) = registered();
+        let (_socket, registration) = registered();
         let direction = Direction::default();
         let far = Instant::now() + Duration::from_secs(3600);
         direction.set_deadline(&registration, Interest::Read, Some(far));
@@ -277,7 +287,7 @@ mod tests {
 
     #[test]
     fn without_timeout_or_deadline_nothing_is_armed() {
-        let (registration, _a, _b) = registered();
+        let (_socket, registration) = registered();
         let direction = Direction::default();
         let mut op = OpDeadline::from_timeout();
         direction.arm(&registration, Interest::Write, &mut op);
@@ -288,7 +298,7 @@ mod tests {
 
     #[test]
     fn expiry_kinds() {
-        let (registration, _a, _b) = registered();
+        let (_socket, registration) = registered();
         let direction = Direction::default();
         let past = Instant::now() - Duration::from_millis(1);
         let op = OpDeadline::fixed(Some(past), Expiry::Timeout);

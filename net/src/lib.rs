@@ -54,8 +54,10 @@
 //!
 //! # Portability
 //!
-//! Unix only for now (Linux, the BSDs, macOS); the Windows backend is not written and the
-//! crate fails to compile there with a message saying so.
+//! Unix (Linux, the BSDs, macOS) and Windows. On Windows there is no [`unix`] module, the
+//! raw conversions are `AsRawSocket`/`AsSocket`/`IntoRawSocket`/`FromRawSocket` instead of
+//! the `*Fd` traits, and a closed socket keeps its handle (shut down, unusable) until its last
+//! handle is dropped. See `docs/net.md` ("Platforms") for what is tested where.
 
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -66,13 +68,16 @@ mod common;
 
 mod addr;
 mod deadline;
-#[cfg(unix)]
-mod fd;
+// The one platform switch of the raw conversions (`AsRawFd`... or `AsRawSocket`...).
+#[cfg_attr(unix, path = "fd.rs")]
+#[cfg_attr(windows, path = "raw_socket.rs")]
+mod conversions;
 mod ops;
 mod socket;
 mod sys;
 mod tcp;
 mod udp;
+// Unix domain sockets exist on Unix only.
 #[cfg(unix)]
 pub mod unix;
 

@@ -368,7 +368,7 @@ impl Socket {
             unsafe { ManuallyDrop::drop(self.registration.get_mut()) };
             *state |= CLOSED;
         }
-        self.fd = -1;
+        self.fd = sys::INVALID;
         fd
     }
 }
@@ -381,7 +381,7 @@ impl Drop for Socket {
             // registration was never released.
             unsafe { ManuallyDrop::drop(self.registration.get_mut()) };
         }
-        if self.fd >= 0 {
+        if self.fd != sys::INVALID {
             sys::close(self.fd);
         }
     }

@@ -60,7 +60,9 @@ impl TcpListener {
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
         each_addr(&addr, |addr| {
             let socket = Socket::from_fd(sys::inet_socket(addr, Kind::Stream)?)?;
-            socket.set_opt(Opt::ReuseAddr, 1)?;
+            if sys::LISTENER_REUSE_ADDR {
+                socket.set_opt(Opt::ReuseAddr, 1)?;
+            }
             socket.with_fd(|fd| {
                 sys::bind(fd, &SockAddr::inet(addr))?;
                 sys::listen(fd, sys::listen_backlog())

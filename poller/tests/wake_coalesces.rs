@@ -1,6 +1,5 @@
 //! Many wakes before a poll observes them coalesce into one wake-up (Go's
 //! `netpollWakeSig`): one poll returns early, the next one waits its full timeout.
-#![cfg(unix)]
 
 mod util;
 

@@ -1,6 +1,5 @@
 //! `wake()` from another thread makes a blocked `poll(None)` return (Go's `netpollBreak`),
 //! and the internal wake-up is never reported as an event.
-#![cfg(unix)]
 
 mod util;
 

@@ -1,5 +1,8 @@
 //! `runtime::dump()`: every coroutine with what it waits on, where it was spawned, and
 //! backtraces of parked coroutines; the SIGQUIT dump and schedtrace in child processes.
+// Unix only: parks coroutines on Unix socket pairs and sends SIGQUIT (Windows: Ctrl-Break,
+// which a test cannot send to its own console child under Wine).
+#![cfg(unix)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsRawFd;

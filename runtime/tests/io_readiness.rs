@@ -1,4 +1,7 @@
 //! Waiting on a registered fd: several coroutines in one direction, close, deadlines.
+// Unix only: drives registrations with Unix socket pairs and datagrams; the same waits over
+// TCP run on Windows through coronet-net's tests.
+#![cfg(unix)]
 
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;

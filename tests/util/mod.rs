@@ -19,6 +19,7 @@ pub const LOAD_BUDGET: Duration = Duration::from_secs(20);
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit (at most 65536), so tests with many
 /// connections do not hit a 1024 default.
+#[cfg(unix)]
 pub fn raise_fd_limit() {
     // SAFETY: `getrlimit`/`setrlimit` read and write only the local struct.
     unsafe {
@@ -34,6 +35,7 @@ pub fn raise_fd_limit() {
 }
 
 /// The current soft `RLIMIT_NOFILE`.
+#[cfg(unix)]
 pub fn fd_limit() -> u64 {
     // SAFETY: as above.
     unsafe {
@@ -41,6 +43,16 @@ pub fn fd_limit() -> u64 {
         assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
         limit.rlim_cur as u64
     }
+}
+
+/// Windows has no per-process limit on sockets like `RLIMIT_NOFILE`: nothing to raise.
+#[cfg(windows)]
+pub fn raise_fd_limit() {}
+
+/// Windows has no per-process limit on sockets like `RLIMIT_NOFILE`.
+#[cfg(windows)]
+pub fn fd_limit() -> u64 {
+    u64::MAX
 }
 
 /// Aborts the process if the guard is not dropped within `limit`: a hang becomes a loud

@@ -8,10 +8,28 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use coronet_poller::{Event, Events, Poller, Token};
+use coronet_poller::{Event, Events, Poller, RawSource, Token};
+
+/// Something the poller can watch: its descriptor (Unix) or socket handle (Windows).
+pub trait Source {
+    fn raw_source(&self) -> RawSource;
+}
+
+#[cfg(unix)]
+impl<T: std::os::fd::AsRawFd> Source for T {
+    fn raw_source(&self) -> RawSource {
+        self.as_raw_fd()
+    }
+}
+
+#[cfg(windows)]
+impl<T: std::os::windows::io::AsRawSocket> Source for T {
+    fn raw_source(&self) -> RawSource {
+        self.as_raw_socket()
+    }
+}
 
 /// The guard against a hang while waiting for an event that must arrive.
 pub const PATIENCE: Duration = Duration::from_secs(10);
@@ -100,9 +118,9 @@ pub fn send(stream: &mut impl Write, bytes: &[u8]) {
 
 /// Registers `source` and consumes the readiness the OS reports at registration (a fresh
 /// socket is writable), so that a test starts from "no change pending".
-pub fn register_quiet(poller: &Poller, events: &mut Events, source: &impl AsRawFd, token: Token) {
+pub fn register_quiet(poller: &Poller, events: &mut Events, source: &impl Source, token: Token) {
     poller
-        .register(source.as_raw_fd(), token)
+        .register(source.raw_source(), token)
         .expect("register");
     expect_event(poller, events, token, Event::is_writable);
 }

@@ -60,7 +60,7 @@ impl LocalCache {
             take_idle(size, &mut class.stacks, LOCAL_PER_CLASS / 2);
         }
         match class.stacks.pop() {
-            Some(raw) => Ok(PooledStack { raw }),
+            Some(raw) => Ok(PooledStack::new(raw)),
             None => carve(size),
         }
     }

@@ -56,6 +56,12 @@
 //! `overflow.rs`: a SIGSEGV/SIGBUS handler finds the chunk and slot of the faulting address in
 //! the append-only chunk list ([`find_guard`]) and prints which coroutine overflowed.
 //!
+//! # Windows
+//!
+//! Chunks are `VirtualAlloc` reservations; a slot's stack grows through a `PAGE_GUARD` region
+//! the kernel moves down (as for thread stacks), its lowest page is never committed, and the
+//! overflow handler is a vectored exception handler. See `sys/windows.rs`.
+//!
 //! Rejected: one `mmap` per stack (two mappings per stack like mprotect guards, and 4 µs of
 //! syscalls per spawn on a VM); unmapping guard pages into holes (later small mappings land in
 //! them, so the guard silently disappears).
@@ -64,8 +70,12 @@ mod local;
 mod overflow;
 mod pool;
 mod sys;
-#[cfg(test)]
+// The pool's tests inspect guards with pipes, /proc/self/maps and signals: Unix only. The
+// Windows backend has its own (VirtualQuery, exception codes).
+#[cfg(all(test, unix))]
 mod tests;
+#[cfg(all(test, windows))]
+mod tests_windows;
 
 use std::io;
 use std::mem::ManuallyDrop;
@@ -251,9 +261,21 @@ impl RawStack {
 /// exclusively; dropping it returns the slot to the global pool.
 pub(crate) struct PooledStack {
     raw: RawStack,
+    /// Windows: where the committed part of the stack ends (the TEB's `StackLimit`), learnt
+    /// when a coroutine first runs on it and kept up to date by corosensei. Empty on Unix.
+    // Read only by corosensei's Windows-only `Stack::teb_fields`.
+    #[cfg_attr(not(windows), allow(dead_code))]
+    teb_limit: sys::StackLimit,
 }
 
 impl PooledStack {
+    fn new(raw: RawStack) -> PooledStack {
+        PooledStack {
+            raw,
+            teb_limit: sys::StackLimit::default(),
+        }
+    }
+
     /// Usable bytes (excluding the guard page).
     pub(crate) fn size(&self) -> usize {
         self.raw.size()
@@ -299,6 +321,20 @@ unsafe impl Stack for PooledStack {
     #[inline]
     fn limit(&self) -> StackPointer {
         StackPointer::new(self.raw.bottom()).expect("a chunk never starts at address 0")
+    }
+
+    // corosensei's trait has these two methods on Windows only: the stack's Thread Environment
+    // Block fields, which it installs while a coroutine runs (see `sys/windows.rs`).
+    #[cfg(windows)]
+    fn teb_fields(&self) -> corosensei::stack::StackTebFields {
+        let (bottom, top) = (self.raw.bottom(), self.raw.top());
+        sys::teb_fields(bottom, top, self.teb_limit.get(bottom, top))
+    }
+
+    /// Called when a coroutine is switched out: the kernel may have grown the stack.
+    #[cfg(windows)]
+    fn update_teb_fields(&mut self, stack_limit: usize, _guaranteed_stack_bytes: usize) {
+        self.teb_limit.set(stack_limit);
     }
 }
 

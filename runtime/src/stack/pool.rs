@@ -65,14 +65,14 @@ impl Class {
     }
 
     fn map_chunk(&mut self) -> io::Result<&'static Chunk> {
-        let guard = sys::page_size();
+        let guard = sys::guard_len();
         let stride = self.size + guard;
         let mut count = self.next_chunk_stacks.min(MAX_CHUNK_BYTES / stride).max(1);
         let base = loop {
             match sys::reserve(count * stride) {
                 Ok(base) => break base,
                 // Out of address space rather than mappings: a smaller chunk may still fit.
-                Err(e) if count > 1 && e.raw_os_error() == Some(libc::ENOMEM) => count /= 2,
+                Err(e) if count > 1 && sys::is_out_of_address_space(&e) => count /= 2,
                 Err(e) => return Err(sys::mapping_error(e)),
             }
         };
@@ -174,7 +174,7 @@ pub(crate) fn allocate(size: usize) -> io::Result<PooledStack> {
     let size = class_size(size)?;
     let idle = pool().class(size).pop_idle();
     match idle {
-        Some(raw) => Ok(PooledStack { raw }),
+        Some(raw) => Ok(PooledStack::new(raw)),
         None => carve(size),
     }
 }
@@ -203,21 +203,12 @@ pub(super) fn carve(size: usize) -> io::Result<PooledStack> {
         return Err(sys::mapping_error(e));
     }
     STACKS_ALLOCATED.fetch_add(1, Ordering::Relaxed);
-    Ok(PooledStack { raw })
+    Ok(PooledStack::new(raw))
 }
 
 fn install_guard(raw: RawStack, kind: GuardKind) -> io::Result<()> {
-    let (addr, len) = (raw.bottom(), raw.chunk.guard);
-    if kind == GuardKind::Madvise {
-        // SAFETY: the guard range of a slot that was never handed out: ours, holds no data.
-        match unsafe { sys::guard_madvise(addr, len) } {
-            // EINVAL: refused for this mapping (e.g. mlockall made it VM_LOCKED).
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
-            result => return result,
-        }
-    }
-    // SAFETY: as above.
-    unsafe { sys::guard_mprotect(addr, len) }
+    // SAFETY: a slot that was never handed out: ours, holds no data.
+    unsafe { sys::install_guard(raw.bottom(), raw.chunk.guard, raw.top(), kind) }
 }
 
 /// Returns one stack to the global pool (warm: no syscall; [`trim`] decommits the excess

@@ -48,6 +48,13 @@ macro_rules! without_atomic_flags {
     )*};
 }
 
+/// Whether a TCP listener sets `SO_REUSEADDR` before `bind`: yes on Unix, as std and Go do, so
+/// a restarted server can bind while old connections sit in TIME_WAIT.
+pub(crate) const LISTENER_REUSE_ADDR: bool = true;
+
+/// The descriptor value of "no descriptor".
+pub(crate) const INVALID: RawFd = -1;
+
 /// Flags of every `send`/`sendto`/`sendmsg`: never raise `SIGPIPE` on a dead peer.
 #[cfg(not(target_vendor = "apple"))]
 const SEND_FLAGS: c_int = libc::MSG_NOSIGNAL;

@@ -1,11 +1,9 @@
-//! The runtime's platform code, in one place (stacks have their own in `stack/sys.rs`).
+//! The runtime's Unix platform code.
 //!
-//! * Per-thread CPU clocks, for the monitor to tell a worker *blocked* in a syscall (its CPU
-//!   time stands still: start a spare worker) from one *busy* in a long computation (its CPU
-//!   time advances: a spare thread would only oversubscribe the cores). `pthread_getcpuclockid`
-//!   where POSIX offers it; elsewhere (macOS, Windows) the clock is unavailable and the monitor
+//! * Per-thread CPU clocks: `pthread_getcpuclockid` where POSIX offers it (Linux, Android,
+//!   FreeBSD); elsewhere (macOS, the other BSDs) the clock is unavailable and the monitor
 //!   treats a stuck worker as blocked, the conservative choice.
-//! * The peer address of a socket fd, for the dump.
+//! * The peer address of a socket fd (`getpeername`), for the dump.
 //! * The SIGQUIT handler of the opt-in signal dump: it only sets a flag.
 
 /// The CPU-time clock of one thread.
@@ -53,7 +51,6 @@ impl CpuClock {
 }
 
 /// The peer address of socket `fd`, if it is a connected IPv4/IPv6 socket.
-#[cfg(unix)]
 pub(crate) fn peer_addr(fd: i32) -> Option<std::net::SocketAddr> {
     use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
     // SAFETY: an all-zero sockaddr_storage is a valid (empty) value.
@@ -98,24 +95,12 @@ pub(crate) fn peer_addr(fd: i32) -> Option<std::net::SocketAddr> {
     }
 }
 
-/// The peer address of socket `fd` (not available on this platform).
-#[cfg(not(unix))]
-pub(crate) fn peer_addr(_fd: i32) -> Option<std::net::SocketAddr> {
-    None
-}
-
-/// Set by the SIGQUIT handler; consumed by a monitor thread, which prints the dump.
-pub(crate) static DUMP_REQUESTED: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
-
-#[cfg(unix)]
 extern "C" fn on_sigquit(_signal: libc::c_int) {
     // Async-signal-safe: one atomic store. The dump itself runs on the monitor thread.
-    DUMP_REQUESTED.store(true, std::sync::atomic::Ordering::SeqCst);
+    super::DUMP_REQUESTED.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
 /// Installs the SIGQUIT handler of the signal dump (once per process).
-#[cfg(unix)]
 pub(crate) fn install_dump_signal() {
     static INSTALLED: std::sync::Once = std::sync::Once::new();
     INSTALLED.call_once(|| {
@@ -130,7 +115,3 @@ pub(crate) fn install_dump_signal() {
         }
     });
 }
-
-/// Installs the handler of the signal dump (no SIGQUIT on this platform).
-#[cfg(not(unix))]
-pub(crate) fn install_dump_signal() {}

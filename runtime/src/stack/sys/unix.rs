@@ -1,5 +1,5 @@
-//! The operating-system layer of the stack pool: reserving chunks, installing guard pages,
-//! decommitting idle stacks, and explaining a failed mapping.
+//! The stack pool's Unix layer: mmap'd chunks, guard pages by `madvise(MADV_GUARD_INSTALL)` or
+//! `mprotect(PROT_NONE)`, `madvise` to decommit, `/proc` for the map-limit diagnostics.
 //!
 //! Every function here is a thin wrapper over one syscall (or one file read). The policy (which
 //! guard mechanism, when to decommit, how much headroom to keep) lives in `mod.rs`. Linux-only
@@ -10,8 +10,11 @@ use std::io;
 use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::map_limit_error;
+use crate::stack::GuardKind;
+
 /// Returns the system page size (cached after the first call).
-pub(super) fn page_size() -> usize {
+pub(crate) fn page_size() -> usize {
     // Relaxed: the value is the same whichever thread computes it; a race only repeats sysconf.
     static PAGE: AtomicUsize = AtomicUsize::new(0);
     let cached = PAGE.load(Ordering::Relaxed);
@@ -28,9 +31,19 @@ pub(super) fn page_size() -> usize {
     page
 }
 
+/// What Windows remembers per stack (its TEB `StackLimit`); nothing on Unix. (Not a unit
+/// struct, so that `PooledStack::new` builds both backends' with `default()`.)
+#[derive(Default)]
+pub(crate) struct StackLimit(());
+
+/// Bytes at the bottom of each slot that are never usable stack: one guard page.
+pub(crate) fn guard_len() -> usize {
+    page_size()
+}
+
 /// Reserves `len` bytes (a page multiple) of private, readable and writable, lazily committed
 /// memory and returns its lowest address.
-pub(super) fn reserve(len: usize) -> io::Result<usize> {
+pub(crate) fn reserve(len: usize) -> io::Result<usize> {
     // SAFETY: an anonymous mapping at a kernel-chosen address touches no existing memory.
     let addr = unsafe {
         libc::mmap(
@@ -54,10 +67,56 @@ pub(super) fn reserve(len: usize) -> io::Result<usize> {
 ///
 /// `addr..addr + len` must be a whole mapping made by [`reserve`], with no reference to its
 /// memory left anywhere.
-pub(super) unsafe fn unreserve(addr: usize, len: usize) {
+pub(crate) unsafe fn unreserve(addr: usize, len: usize) {
     // SAFETY: the caller guarantees the range is an unused mapping of ours.
     let ret = unsafe { libc::munmap(addr as *mut libc::c_void, len) };
     debug_assert_eq!(ret, 0, "munmap of an unused chunk failed");
+}
+
+/// Makes the fresh slot `bottom..top` a stack: its lowest `guard` bytes become a guard region
+/// of `kind`. The rest of the slot is already readable and writable (committed lazily by the
+/// kernel). A madvise guard the kernel refuses for this mapping (`EINVAL`: e.g. `mlockall`
+/// made it `VM_LOCKED`) falls back to mprotect.
+///
+/// # Safety
+///
+/// `bottom..top` must be a slot of a chunk made by [`reserve`] that was never handed out.
+pub(crate) unsafe fn install_guard(
+    bottom: usize,
+    guard: usize,
+    _top: usize,
+    kind: GuardKind,
+) -> io::Result<()> {
+    if kind == GuardKind::Madvise {
+        // SAFETY: the guard range of a slot that was never handed out: ours, holds no data.
+        match unsafe { guard_madvise(bottom, guard) } {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+            result => return result,
+        }
+    }
+    // SAFETY: as above.
+    unsafe { guard_mprotect(bottom, guard) }
+}
+
+/// Whether a failed [`reserve`] ran out of address space (`ENOMEM`), so that a smaller
+/// reservation may still succeed.
+pub(crate) fn is_out_of_address_space(err: &io::Error) -> bool {
+    err.raw_os_error() == Some(libc::ENOMEM)
+}
+
+/// Writes `bytes` to stderr with write(2): async-signal-safe, no lock, no allocation. Gives
+/// up silently on an error other than `EINTR` (there is nowhere to report it).
+pub(crate) fn write_stderr_raw(bytes: &[u8]) {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        // SAFETY: writes from a live buffer of `rest.len()` bytes; write(2) is signal-safe.
+        let n = unsafe { libc::write(libc::STDERR_FILENO, rest.as_ptr().cast(), rest.len()) };
+        match usize::try_from(n) {
+            Ok(n) if n > 0 => rest = &rest[n..],
+            _ if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            _ => return,
+        }
+    }
 }
 
 /// Makes `addr..addr + len` a guard region with `madvise(MADV_GUARD_INSTALL)`: any access
@@ -67,7 +126,7 @@ pub(super) unsafe fn unreserve(addr: usize, len: usize) {
 /// # Safety
 ///
 /// The range must lie in a mapping made by [`reserve`] and hold no live data.
-pub(super) unsafe fn guard_madvise(addr: usize, len: usize) -> io::Result<()> {
+pub(crate) unsafe fn guard_madvise(addr: usize, len: usize) -> io::Result<()> {
     // SAFETY: forwarded from the caller.
     unsafe { madvise_guard_install(addr, len) }
 }
@@ -78,7 +137,7 @@ pub(super) unsafe fn guard_madvise(addr: usize, len: usize) -> io::Result<()> {
 /// # Safety
 ///
 /// The range must lie in a mapping made by [`reserve`] and hold no live data.
-pub(super) unsafe fn guard_mprotect(addr: usize, len: usize) -> io::Result<()> {
+pub(crate) unsafe fn guard_mprotect(addr: usize, len: usize) -> io::Result<()> {
     // SAFETY: the caller guarantees the range is ours and unused; PROT_NONE only removes access.
     if unsafe { libc::mprotect(addr as *mut libc::c_void, len, libc::PROT_NONE) } != 0 {
         return Err(io::Error::last_os_error());
@@ -93,7 +152,7 @@ pub(super) unsafe fn guard_mprotect(addr: usize, len: usize) -> io::Result<()> {
 ///
 /// The range must lie in a mapping made by [`reserve`] and hold no live data: on Linux it reads
 /// back as zeros afterwards.
-pub(super) unsafe fn decommit(addr: usize, len: usize) {
+pub(crate) unsafe fn decommit(addr: usize, len: usize) {
     // SAFETY: forwarded from the caller. Failure only means the pages stay resident.
     let _ = unsafe { libc::madvise(addr as *mut libc::c_void, len, DECOMMIT_ADVICE) };
 }
@@ -102,7 +161,7 @@ pub(super) unsafe fn decommit(addr: usize, len: usize) {
 ///
 /// The probe mapping is unmapped afterwards; it guarded nothing, so the hole it leaves is
 /// harmless (unlike a stack's guard turned into a hole).
-pub(super) fn madvise_guards_supported() -> bool {
+pub(crate) fn madvise_guards_supported() -> bool {
     let page = page_size();
     let Ok(addr) = reserve(2 * page) else {
         return false;
@@ -116,57 +175,21 @@ pub(super) fn madvise_guards_supported() -> bool {
 
 /// Turns a failed mmap/mprotect/madvise into the error a user can act on. `ENOMEM` almost
 /// always means the process reached `vm.max_map_count`; the message says so, with numbers.
-pub(super) fn mapping_error(err: io::Error) -> io::Error {
+pub(crate) fn mapping_error(err: io::Error) -> io::Error {
     if err.raw_os_error() != Some(libc::ENOMEM) {
         return err;
     }
     map_limit_error(mapping_count(), max_map_count(), 0)
 }
 
-/// The error for "no more mappings": `in_use` and `limit` when known, `headroom` mappings that
-/// the pool refuses to take because malloc and the rest of the program need them.
-///
-/// Builds the message with small allocations only: when this runs, large ones may fail.
-pub(super) fn map_limit_error(
-    in_use: Option<usize>,
-    limit: Option<usize>,
-    headroom: usize,
-) -> io::Error {
-    let near_limit = match (in_use, limit) {
-        (Some(n), Some(max)) => n + headroom + 64 >= max,
-        _ => true,
-    };
-    let limit_text = limit.map_or_else(|| "?".to_string(), |max| max.to_string());
-    let msg = if near_limit {
-        let in_use = in_use.map_or_else(String::new, |n| format!("; {n} in use"));
-        let kept = if headroom > 0 {
-            format!(", {headroom} kept free for the allocator")
-        } else {
-            String::new()
-        };
-        format!(
-            "coronet: cannot map a coroutine stack: the process reached vm.max_map_count \
-             ({limit_text} mappings{in_use}{kept}); raise it with `sysctl -w vm.max_map_count=...` \
-             or use smaller/fewer coroutines"
-        )
-    } else {
-        let in_use = in_use.map_or_else(|| "?".to_string(), |n| n.to_string());
-        format!(
-            "coronet: cannot map a coroutine stack: out of memory or address space \
-             ({in_use} of vm.max_map_count={limit_text} mappings in use)"
-        )
-    };
-    io::Error::new(io::ErrorKind::OutOfMemory, msg)
-}
-
 /// Number of memory mappings of this process (lines of `/proc/self/maps`), if known.
 /// Reads through a fixed stack buffer: no allocation proportional to the map count.
-pub(super) fn mapping_count() -> Option<usize> {
+pub(crate) fn mapping_count() -> Option<usize> {
     count_lines("/proc/self/maps")
 }
 
 /// The kernel's per-process mapping limit (`vm.max_map_count`), if known.
-pub(super) fn max_map_count() -> Option<usize> {
+pub(crate) fn max_map_count() -> Option<usize> {
     let text = std::fs::read_to_string("/proc/sys/vm/max_map_count").ok()?;
     text.trim().parse().ok()
 }
