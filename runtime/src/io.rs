@@ -327,6 +327,7 @@ impl Drop for IoRegistry {
 /// them to return (Go's fdMutex reference count; `coronet-net` does this).
 ///
 /// ```no_run
+/// # #[cfg(unix)] fn main() {
 /// use std::io::Read;
 /// use std::os::fd::AsRawFd;
 /// use coronet_runtime::io::{Interest, Registration};
@@ -344,6 +345,8 @@ impl Drop for IoRegistry {
 ///     }
 /// };
 /// # let _ = n;
+/// # }
+/// # #[cfg(not(unix))] fn main() {}
 /// ```
 pub struct Registration {
     shared: Arc<Shared>,
