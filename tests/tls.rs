@@ -30,38 +30,36 @@ const SIZES: [usize; 6] = [1, 100, 16 * 1024, 16 * 1024 + 1, 64 * 1024 + 7, 1 <<
 /// deadlock against any echo server once the buffers fill).
 const CHUNK: usize = 32 * 1024;
 
-/// The example's server on its own 2-worker runtime.
+/// The example's server on its own 2-worker runtime, with the certificate clients must
+/// trust. Derefs to the shared [`util::ExampleServer`] (`runtime`, `addr`).
 struct Server {
-    runtime: coronet::Runtime,
-    addr: SocketAddr,
+    served: util::ExampleServer,
     cert: CertificateDer<'static>,
-    closer: coronet::net::TcpListener,
-    serving: coronet::JoinHandle<()>,
 }
 
 impl Server {
     fn start(timeouts: tls::Timeouts) -> Server {
-        let runtime = coronet::runtime::Builder::new().workers(2).build().unwrap();
         let identity = tls::self_signed().unwrap();
-        let listener = coronet::net::TcpListener::bind(util::LOCAL).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let closer = listener.try_clone().unwrap();
         let config = identity.config;
-        let serving = runtime.spawn(move || tls::serve(listener, config, timeouts));
         Server {
-            runtime,
-            addr,
+            served: util::ExampleServer::start(move |listener| {
+                tls::serve(listener, config, timeouts)
+            }),
             cert: identity.cert_der,
-            closer,
-            serving,
         }
     }
 
     /// Closes the listener and waits for the accept loop to return.
     fn stop(self) {
-        self.closer.close().unwrap();
-        self.serving.join().unwrap();
-        drop(self.runtime);
+        self.served.stop();
+    }
+}
+
+impl std::ops::Deref for Server {
+    type Target = util::ExampleServer;
+
+    fn deref(&self) -> &util::ExampleServer {
+        &self.served
     }
 }
 
@@ -126,17 +124,11 @@ fn session<S: Read + Write>(tcp: S, config: Arc<ClientConfig>, seed: u64) {
 }
 
 fn std_connect(addr: SocketAddr) -> std::net::TcpStream {
-    let tcp = std::net::TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(HANG_GUARD)).unwrap();
-    tcp.set_write_timeout(Some(HANG_GUARD)).unwrap();
-    tcp
+    util::std_client(addr, HANG_GUARD)
 }
 
 fn coronet_connect(addr: SocketAddr) -> coronet::net::TcpStream {
-    let tcp = coronet::net::TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(HANG_GUARD)).unwrap();
-    tcp.set_write_timeout(Some(HANG_GUARD)).unwrap();
-    tcp
+    util::coronet_client(addr, HANG_GUARD)
 }
 
 #[test]
@@ -385,14 +377,8 @@ fn sigterm_closes_the_listener_and_run_returns() {
         sigterm_child();
         return;
     }
-    let output = util::run_child("sigterm_closes_the_listener_and_run_returns", SIGTERM_CHILD);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "child failed: {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        output.status
-    );
+    let (stdout, stderr) =
+        util::run_child_ok("sigterm_closes_the_listener_and_run_returns", SIGTERM_CHILD);
     assert!(stdout.contains("tls: listening on 127.0.0.1:"), "{stdout}");
     assert!(stdout.contains("tls: stopped"), "{stdout}");
     assert!(stderr.contains("got signal 15"), "{stderr}");
@@ -400,53 +386,28 @@ fn sigterm_closes_the_listener_and_run_returns() {
 
 fn sigterm_child() {
     let _watchdog = util::watchdog("tls sigterm child", Duration::from_secs(120));
-    let runtime = coronet::runtime::Builder::new().workers(2).build().unwrap();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let server = runtime.spawn(move || {
-        tls::run(
-            common_options(util::LOCAL),
-            tls::TlsOptions::default(),
-            |addr| ready_tx.send(addr).unwrap(),
-        )
-    });
-    let addr = ready_rx.recv_timeout(HANG_GUARD).unwrap();
     // No `--cert-out`: the PEM is at the default, per-process path.
     let cert_path =
         std::env::temp_dir().join(format!("coronet-tls-echo-{}.pem", std::process::id()));
-    let pem = std::fs::read(&cert_path).unwrap();
-    let cert = CertificateDer::from_pem_slice(&pem).unwrap();
-    session(std_connect(addr), client_config(&cert), 4);
-
-    // SAFETY: sends SIGTERM to this process; `run` has installed its handler (it called
-    // `ready` after installing it), so the signal does not kill the process.
-    assert_eq!(unsafe { libc::kill(libc::getpid(), libc::SIGTERM) }, 0);
-    server.join().unwrap().unwrap();
-    assert_eventually_refused(addr);
+    util::serve_until_sigterm(
+        |ready| {
+            tls::run(
+                common_options(util::LOCAL),
+                tls::TlsOptions::default(),
+                ready,
+            )
+        },
+        HANG_GUARD,
+        |addr| {
+            let pem = std::fs::read(&cert_path).unwrap();
+            let cert = CertificateDer::from_pem_slice(&pem).unwrap();
+            session(std_connect(addr), client_config(&cert), 4);
+        },
+    );
     assert!(
         !cert_path.exists(),
         "the default certificate file was left behind"
     );
-}
-
-/// Connects until the connection is refused: the listener's socket is released. Not at
-/// once: `close()` wakes the accept loop (so `run` can return) before the signal thread,
-/// which called it, drops its own reference to the socket and releases it (Go's `Close`
-/// does the same). Bounded by the hang guard.
-fn assert_eventually_refused(addr: SocketAddr) {
-    let give_up = std::time::Instant::now() + HANG_GUARD;
-    loop {
-        match std::net::TcpStream::connect(addr) {
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return,
-            Err(e) => panic!("connect after shutdown: {e}"),
-            Ok(_) => {
-                assert!(
-                    std::time::Instant::now() < give_up,
-                    "the listener still accepts connections after shutdown"
-                );
-                std::thread::yield_now();
-            }
-        }
-    }
 }
 
 #[test]

@@ -21,45 +21,19 @@ use tungstenite::{Error, Message, WebSocket};
 const HANG_GUARD: Duration = Duration::from_secs(30);
 
 /// The example's server on its own 2-worker runtime.
-struct Server {
-    runtime: coronet::Runtime,
-    addr: SocketAddr,
-    closer: coronet::net::TcpListener,
-    serving: coronet::JoinHandle<()>,
+type Server = util::ExampleServer;
+
+fn start_server(limits: websocket::Limits) -> Server {
+    util::ExampleServer::start(move |listener| websocket::serve(listener, limits))
 }
 
-impl Server {
-    fn start(limits: websocket::Limits) -> Server {
-        let runtime = coronet::runtime::Builder::new().workers(2).build().unwrap();
-        let listener = coronet::net::TcpListener::bind(util::LOCAL).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let closer = listener.try_clone().unwrap();
-        let serving = runtime.spawn(move || websocket::serve(listener, limits));
-        Server {
-            runtime,
-            addr,
-            closer,
-            serving,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("ws://{}/", self.addr)
-    }
-
-    /// Closes the listener and waits for the accept loop to return.
-    fn stop(self) {
-        self.closer.close().unwrap();
-        self.serving.join().unwrap();
-        drop(self.runtime);
-    }
+fn url(server: &Server) -> String {
+    format!("ws://{}/", server.addr)
 }
 
 /// A tungstenite client over a std socket with hang guards.
 fn connect_std(addr: SocketAddr) -> WebSocket<std::net::TcpStream> {
-    let tcp = std::net::TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(HANG_GUARD)).unwrap();
-    tcp.set_write_timeout(Some(HANG_GUARD)).unwrap();
+    let tcp = util::std_client(addr, HANG_GUARD);
     let (ws, response) = tungstenite::client::client(format!("ws://{addr}/"), tcp).unwrap();
     assert_eq!(response.status(), 101);
     ws
@@ -67,9 +41,7 @@ fn connect_std(addr: SocketAddr) -> WebSocket<std::net::TcpStream> {
 
 /// A tungstenite client over a coronet socket (call on a coroutine).
 fn connect_coronet(addr: SocketAddr) -> WebSocket<coronet::net::TcpStream> {
-    let tcp = coronet::net::TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(HANG_GUARD)).unwrap();
-    tcp.set_write_timeout(Some(HANG_GUARD)).unwrap();
+    let tcp = util::coronet_client(addr, HANG_GUARD);
     let (ws, response) = tungstenite::client::client(format!("ws://{addr}/"), tcp).unwrap();
     assert_eq!(response.status(), 101);
     ws
@@ -143,7 +115,7 @@ fn conversation<S: Read + Write>(ws: &mut WebSocket<S>, seed: u64) {
 #[test]
 fn text_binary_and_ping_round_trip_from_a_thread_and_a_coroutine() {
     let _watchdog = util::watchdog("websocket round trips", Duration::from_secs(120));
-    let server = Server::start(websocket::Limits::default());
+    let server = start_server(websocket::Limits::default());
     let addr = server.addr;
     let on_coroutine = server.runtime.spawn(move || {
         let mut ws = connect_coronet(addr);
@@ -163,8 +135,8 @@ fn text_binary_and_ping_round_trip_from_a_thread_and_a_coroutine() {
 #[test]
 fn tungstenite_connect_and_the_close_handshake() {
     let _watchdog = util::watchdog("websocket connect", Duration::from_secs(120));
-    let server = Server::start(websocket::Limits::default());
-    let (mut ws, response) = tungstenite::connect(server.url()).unwrap();
+    let server = start_server(websocket::Limits::default());
+    let (mut ws, response) = tungstenite::connect(url(&server)).unwrap();
     assert_eq!(response.status(), 101);
     if let MaybeTlsStream::Plain(tcp) = ws.get_ref() {
         tcp.set_read_timeout(Some(HANG_GUARD)).unwrap();
@@ -180,7 +152,7 @@ fn fifty_concurrent_clients_each_get_their_own_messages_back_in_order() {
     const CLIENTS: u64 = 50;
     const MESSAGES: u64 = 20;
     let _watchdog = util::watchdog("websocket 50 clients", Duration::from_secs(120));
-    let server = Server::start(websocket::Limits::default());
+    let server = start_server(websocket::Limits::default());
     let addr = server.addr;
     let talk = |seed: u64| {
         move |ws: &mut dyn FnMut(Message) -> Message| {
@@ -250,7 +222,7 @@ fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
 #[test]
 fn bad_handshakes_get_an_http_error_and_the_server_keeps_serving() {
     let _watchdog = util::watchdog("websocket bad handshakes", Duration::from_secs(120));
-    let server = Server::start(websocket::Limits::default());
+    let server = start_server(websocket::Limits::default());
     let cases: [(&[u8], &str); 5] = [
         (
             b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n",
@@ -315,7 +287,7 @@ fn bad_handshakes_get_an_http_error_and_the_server_keeps_serving() {
 fn a_message_over_the_limit_is_refused_with_close_code_1009() {
     const LIMIT: usize = 64 * 1024;
     let _watchdog = util::watchdog("websocket size limit", Duration::from_secs(120));
-    let server = Server::start(websocket::Limits {
+    let server = start_server(websocket::Limits {
         max_message: LIMIT,
         ..websocket::Limits::default()
     });
@@ -341,7 +313,7 @@ fn a_message_over_the_limit_is_refused_with_close_code_1009() {
 #[test]
 fn the_default_limit_refuses_a_message_one_byte_over_4_mib_and_the_client_hears_why() {
     let _watchdog = util::watchdog("websocket default limit", Duration::from_secs(120));
-    let server = Server::start(websocket::Limits::default());
+    let server = start_server(websocket::Limits::default());
     let mut ws = connect_std(server.addr);
     // The server refuses the message as soon as it reads the frame header, while most of
     // the 4 MiB are still on their way: it must read them away rather than reset the
@@ -407,7 +379,7 @@ fn read_server_frame(reader: &mut impl Read) -> (u8, Vec<u8>) {
 #[test]
 fn protocol_violations_are_closed_with_the_right_close_code() {
     let _watchdog = util::watchdog("websocket protocol violations", Duration::from_secs(120));
-    let server = Server::start(websocket::Limits::default());
+    let server = start_server(websocket::Limits::default());
     // (frame bytes, expected close code). Client frames must be masked (RFC 6455 5.1); a
     // text frame must be UTF-8; a frame header may announce at most MAX_MESSAGE bytes.
     let unmasked_text = vec![0x81, 0x02, b'h', b'i'];
@@ -445,7 +417,7 @@ fn protocol_violations_are_closed_with_the_right_close_code() {
 fn a_client_that_never_finishes_the_upgrade_is_dropped_at_the_deadline() {
     let _watchdog = util::watchdog("websocket handshake deadline", Duration::from_secs(120));
     // A short handshake deadline on its own server, so only the stalled clients meet it.
-    let server = Server::start(websocket::Limits {
+    let server = start_server(websocket::Limits {
         handshake: Duration::from_millis(200),
         ..websocket::Limits::default()
     });
@@ -503,14 +475,8 @@ fn sigterm_closes_the_listener_and_run_returns() {
         sigterm_child();
         return;
     }
-    let output = util::run_child("sigterm_closes_the_listener_and_run_returns", SIGTERM_CHILD);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "child failed: {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        output.status
-    );
+    let (stdout, stderr) =
+        util::run_child_ok("sigterm_closes_the_listener_and_run_returns", SIGTERM_CHILD);
     assert!(
         stdout.contains("websocket: listening on ws://127.0.0.1:"),
         "{stdout}"
@@ -521,55 +487,26 @@ fn sigterm_closes_the_listener_and_run_returns() {
 
 fn sigterm_child() {
     let _watchdog = util::watchdog("websocket sigterm child", Duration::from_secs(120));
-    let runtime = coronet::runtime::Builder::new().workers(2).build().unwrap();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let options = websocket::common::ServerOptions {
         addr: util::LOCAL.to_owned(),
         workers: Some(2),
     };
-    let server = runtime.spawn(move || {
-        websocket::run(options, websocket::Limits::default(), |addr| {
-            ready_tx.send(addr).unwrap()
-        })
-    });
-    let addr = ready_rx.recv_timeout(HANG_GUARD).unwrap();
-    let mut ws = connect_std(addr);
-    echo(&mut ws, Message::text("before the signal"));
-    close_handshake(ws, CloseCode::Normal, "");
-
-    // SAFETY: sends SIGTERM to this process; `run` has installed its handler (it called
-    // `ready` after installing it), so the signal does not kill the process.
-    assert_eq!(unsafe { libc::kill(libc::getpid(), libc::SIGTERM) }, 0);
-    server.join().unwrap().unwrap();
-    assert_eventually_refused(addr);
-}
-
-/// Connects until the connection is refused: the listener's socket is released. Not at
-/// once: `close()` wakes the accept loop (so `run` can return) before the signal thread,
-/// which called it, drops its own reference to the socket and releases it (Go's `Close`
-/// does the same). Bounded by the hang guard.
-fn assert_eventually_refused(addr: SocketAddr) {
-    let give_up = std::time::Instant::now() + HANG_GUARD;
-    loop {
-        match std::net::TcpStream::connect(addr) {
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return,
-            Err(e) => panic!("connect after shutdown: {e}"),
-            Ok(_) => {
-                assert!(
-                    std::time::Instant::now() < give_up,
-                    "the listener still accepts connections after shutdown"
-                );
-                std::thread::yield_now();
-            }
-        }
-    }
+    util::serve_until_sigterm(
+        |ready| websocket::run(options, websocket::Limits::default(), ready),
+        HANG_GUARD,
+        |addr| {
+            let mut ws = connect_std(addr);
+            echo(&mut ws, Message::text("before the signal"));
+            close_handshake(ws, CloseCode::Normal, "");
+        },
+    );
 }
 
 #[test]
 fn an_idle_client_is_told_1001_and_one_that_stops_reading_is_dropped() {
     let _watchdog = util::watchdog("websocket idle", Duration::from_secs(120));
     // A short idle timeout on its own server, so only these clients meet it.
-    let server = Server::start(websocket::Limits {
+    let server = start_server(websocket::Limits {
         idle: Duration::from_millis(200),
         ..websocket::Limits::default()
     });

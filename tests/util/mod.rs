@@ -172,3 +172,113 @@ pub fn local_v6() -> Option<SocketAddr> {
     let addr: SocketAddr = "[::1]:0".parse().unwrap();
     std::net::UdpSocket::bind(addr).ok().map(|_| addr)
 }
+
+/// The server of an example (its accept loop, `serve`) on its own 2-worker runtime, listening
+/// on 127.0.0.1 with an ephemeral port: for the tests that drive the examples in-process.
+pub struct ExampleServer {
+    pub runtime: coronet::Runtime,
+    pub addr: SocketAddr,
+    /// A clone of the listener, to close it from the test.
+    pub closer: coronet::net::TcpListener,
+    pub serving: coronet::JoinHandle<()>,
+}
+
+impl ExampleServer {
+    /// Binds the listener and runs `serve` with it on a coroutine of a new runtime.
+    pub fn start(serve: impl FnOnce(coronet::net::TcpListener) + Send + 'static) -> ExampleServer {
+        let runtime = coronet::runtime::Builder::new().workers(2).build().unwrap();
+        let listener = coronet::net::TcpListener::bind(LOCAL).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let closer = listener.try_clone().unwrap();
+        let serving = runtime.spawn(move || serve(listener));
+        ExampleServer {
+            runtime,
+            addr,
+            closer,
+            serving,
+        }
+    }
+
+    /// Closes the listener and waits for the accept loop to return.
+    pub fn stop(self) {
+        self.closer.close().unwrap();
+        self.serving.join().unwrap();
+        drop(self.runtime);
+    }
+}
+
+/// A std client socket connected to `addr`, whose reads and writes fail after `hang_guard`
+/// instead of hanging (a guard, not a timing assertion).
+pub fn std_client(addr: SocketAddr, hang_guard: Duration) -> std::net::TcpStream {
+    let tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(hang_guard)).unwrap();
+    tcp.set_write_timeout(Some(hang_guard)).unwrap();
+    tcp
+}
+
+/// As [`std_client`], over a coronet socket (parks when called on a coroutine).
+pub fn coronet_client(addr: SocketAddr, hang_guard: Duration) -> coronet::net::TcpStream {
+    let tcp = coronet::net::TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(hang_guard)).unwrap();
+    tcp.set_write_timeout(Some(hang_guard)).unwrap();
+    tcp
+}
+
+/// Runs [`run_child`] and fails, showing the child's output, unless the child succeeded;
+/// returns its stdout and stderr for further checks.
+pub fn run_child_ok(test: &str, env_var: &str) -> (String, String) {
+    let output = run_child(test, env_var);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        output.status.success(),
+        "child failed: {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        output.status
+    );
+    (stdout, stderr)
+}
+
+/// Connects until the connection is refused: the listener's socket is released. Not at
+/// once: `close()` wakes the accept loop (so a server's `run` can return) before the thread
+/// that called it drops its own reference to the socket and releases it (Go's `Close` does
+/// the same). Fails if connections are still accepted after `give_up_after`.
+pub fn assert_eventually_refused(addr: SocketAddr, give_up_after: Duration) {
+    let give_up = std::time::Instant::now() + give_up_after;
+    loop {
+        match std::net::TcpStream::connect(addr) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return,
+            Err(e) => panic!("connect after shutdown: {e}"),
+            Ok(_) => {
+                assert!(
+                    std::time::Instant::now() < give_up,
+                    "the listener still accepts connections after shutdown"
+                );
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
+/// The child's side of a test that an example's `run` stops cleanly on SIGTERM. Runs
+/// `run(ready)` on a coroutine of a new 2-worker runtime (`run` must call `ready` with the
+/// bound address once its signal handler is installed), waits for that address, lets
+/// `exercise` use the server, then sends this process SIGTERM and expects `run` to return
+/// `Ok` and the listener to be released. `hang_guard` bounds each wait.
+#[cfg(unix)]
+pub fn serve_until_sigterm(
+    run: impl FnOnce(Box<dyn FnOnce(SocketAddr) + Send>) -> std::io::Result<()> + Send + 'static,
+    hang_guard: Duration,
+    exercise: impl FnOnce(SocketAddr),
+) {
+    let runtime = coronet::runtime::Builder::new().workers(2).build().unwrap();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let server = runtime.spawn(move || run(Box::new(move |addr| ready_tx.send(addr).unwrap())));
+    let addr = ready_rx.recv_timeout(hang_guard).unwrap();
+    exercise(addr);
+
+    // SAFETY: sends SIGTERM to this process; `run` has installed its handler (it called
+    // `ready` after installing it), so the signal does not kill the process.
+    assert_eq!(unsafe { libc::kill(libc::getpid(), libc::SIGTERM) }, 0);
+    server.join().unwrap().unwrap();
+    assert_eventually_refused(addr, hang_guard);
+}

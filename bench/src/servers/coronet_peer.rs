@@ -1,12 +1,12 @@
 //! coronet: a coroutine per connection over `coronet::net`, the code a user would write.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::time::Duration;
 
-use coronet::net::{TcpListener, TcpStream};
+use coronet::net::TcpListener;
 use coronet::runtime::Builder;
 
-use super::{HttpConn, BUF};
+use super::{echo, http_conn};
 
 pub fn serve(addr: &str, workers: usize, http: bool) -> io::Result<()> {
     let rt = Builder::new().workers(workers).build()?;
@@ -30,32 +30,4 @@ pub fn serve(addr: &str, workers: usize, http: bool) -> io::Result<()> {
             }
         }
     })
-}
-
-fn echo(mut stream: TcpStream) -> io::Result<()> {
-    let mut buf = [0u8; BUF];
-    loop {
-        let n = stream.read(&mut buf)?;
-        if n == 0 {
-            return Ok(());
-        }
-        stream.write_all(&buf[..n])?;
-    }
-}
-
-fn http_conn(mut stream: TcpStream) -> io::Result<()> {
-    let mut conn = HttpConn::new();
-    loop {
-        let Some(spare) = conn.spare() else {
-            return Ok(());
-        };
-        let n = stream.read(spare)?;
-        if n == 0 {
-            return Ok(());
-        }
-        let out = conn.advance(n);
-        if !out.is_empty() {
-            stream.write_all(out)?;
-        }
-    }
 }

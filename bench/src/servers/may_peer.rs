@@ -1,11 +1,11 @@
 //! may: stackful coroutines, a coroutine per connection for echo, may_minihttp for HTTP.
 
-use std::io::{self, Read, Write};
+use std::io;
 
-use may::net::{TcpListener, TcpStream};
+use may::net::TcpListener;
 use may_minihttp::{HttpServer, HttpService, Request, Response};
 
-use super::BUF;
+use super::echo;
 
 /// Sets may's worker count (before its scheduler starts) and leaves thread placement to the
 /// kernel as for every other peer (may pins its workers to cores by default).
@@ -42,17 +42,6 @@ fn accept_loop(listener: TcpListener) {
         unsafe {
             may::coroutine::spawn(move || echo(stream));
         }
-    }
-}
-
-fn echo(mut stream: TcpStream) -> io::Result<()> {
-    let mut buf = [0u8; BUF];
-    loop {
-        let n = stream.read(&mut buf)?;
-        if n == 0 {
-            return Ok(());
-        }
-        stream.write_all(&buf[..n])?;
     }
 }
 

@@ -6,6 +6,7 @@
 //! "\r\n\r\n", no body: enough for wrk) with the same fixed "Hello, World!" response on a
 //! keep-alive connection. Each server exits by itself after [`LIFETIME`].
 
+use std::io::{self, Read, Write};
 use std::time::Duration;
 
 mod coronet_peer;
@@ -80,6 +81,39 @@ impl HttpConn {
             self.out.extend_from_slice(HELLO_RESPONSE);
         }
         &self.out
+    }
+}
+
+/// The echo loop of the blocking-style peers (a coroutine or thread per connection):
+/// writes back every byte read until the peer closes. Generic so each peer runs the same
+/// code over its own socket type.
+pub fn echo<S: Read + Write>(mut stream: S) -> io::Result<()> {
+    let mut buf = [0u8; BUF];
+    loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        stream.write_all(&buf[..n])?;
+    }
+}
+
+/// The keep-alive HTTP loop of the blocking-style peers, over [`HttpConn`]: answers every
+/// complete request until the peer closes or sends a request larger than the buffer.
+pub fn http_conn<S: Read + Write>(mut stream: S) -> io::Result<()> {
+    let mut conn = HttpConn::new();
+    loop {
+        let Some(spare) = conn.spare() else {
+            return Ok(());
+        };
+        let n = stream.read(spare)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let out = conn.advance(n);
+        if !out.is_empty() {
+            stream.write_all(out)?;
+        }
     }
 }
 

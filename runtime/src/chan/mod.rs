@@ -168,35 +168,6 @@ impl<T> Sender<T> {
             }
         }
     }
-
-    /// Messages in the buffer.
-    pub fn len(&self) -> usize {
-        self.chan.len()
-    }
-
-    /// Whether the buffer is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Whether the buffer is full (a zero-capacity channel is always full).
-    pub fn is_full(&self) -> bool {
-        self.chan.is_full()
-    }
-
-    /// The buffer capacity; `None` for an unbounded channel.
-    pub fn capacity(&self) -> Option<usize> {
-        self.chan.capacity()
-    }
-
-    /// Whether `self` and `other` send to the same channel.
-    pub fn same_channel(&self, other: &Sender<T>) -> bool {
-        Arc::ptr_eq(&self.chan, &other.chan)
-    }
-
-    pub(crate) fn chan(&self) -> &Chan<T> {
-        &self.chan
-    }
 }
 
 impl<T> Receiver<T> {
@@ -253,90 +224,76 @@ impl<T> Receiver<T> {
     pub fn try_iter(&self) -> TryIter<'_, T> {
         TryIter { receiver: self }
     }
-
-    /// Messages in the buffer.
-    pub fn len(&self) -> usize {
-        self.chan.len()
-    }
-
-    /// Whether the buffer is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Whether the buffer is full (a zero-capacity channel is always full).
-    pub fn is_full(&self) -> bool {
-        self.chan.is_full()
-    }
-
-    /// The buffer capacity; `None` for an unbounded channel.
-    pub fn capacity(&self) -> Option<usize> {
-        self.chan.capacity()
-    }
-
-    /// Whether `self` and `other` receive from the same channel.
-    pub fn same_channel(&self, other: &Receiver<T>) -> bool {
-        Arc::ptr_eq(&self.chan, &other.chan)
-    }
-
-    pub(crate) fn chan(&self) -> &Chan<T> {
-        &self.chan
-    }
 }
 
-impl<T> Clone for Sender<T> {
-    fn clone(&self) -> Sender<T> {
-        // Relaxed: cloning from a live sender, the count cannot be zero (as `Arc`).
-        self.chan.senders.fetch_add(1, Ordering::Relaxed);
-        Sender {
-            chan: self.chan.clone(),
+/// What both ends of a channel have in the same form: the buffer queries, `same_channel`,
+/// `Clone` and `Drop` (a count of live ends of this kind; the last one to go disconnects
+/// that side), and `Debug`.
+macro_rules! channel_end {
+    ($end:ident, $count:ident, $disconnect:ident, $direction:literal) => {
+        impl<T> $end<T> {
+            /// Messages in the buffer.
+            pub fn len(&self) -> usize {
+                self.chan.len()
+            }
+
+            /// Whether the buffer is empty.
+            pub fn is_empty(&self) -> bool {
+                self.len() == 0
+            }
+
+            /// Whether the buffer is full (a zero-capacity channel is always full).
+            pub fn is_full(&self) -> bool {
+                self.chan.is_full()
+            }
+
+            /// The buffer capacity; `None` for an unbounded channel.
+            pub fn capacity(&self) -> Option<usize> {
+                self.chan.capacity()
+            }
+
+            #[doc = concat!("Whether `self` and `other` ", $direction, " the same channel.")]
+            pub fn same_channel(&self, other: &$end<T>) -> bool {
+                Arc::ptr_eq(&self.chan, &other.chan)
+            }
+
+            pub(crate) fn chan(&self) -> &Chan<T> {
+                &self.chan
+            }
         }
-    }
-}
 
-impl<T> Drop for Sender<T> {
-    fn drop(&mut self) {
-        // AcqRel: the last sender sees every other sender's drop before it disconnects.
-        if self.chan.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.chan.disconnect_senders();
+        impl<T> Clone for $end<T> {
+            fn clone(&self) -> $end<T> {
+                // Relaxed: cloning from a live end, the count cannot be zero (as `Arc`).
+                self.chan.$count.fetch_add(1, Ordering::Relaxed);
+                $end {
+                    chan: self.chan.clone(),
+                }
+            }
         }
-    }
-}
 
-impl<T> Clone for Receiver<T> {
-    fn clone(&self) -> Receiver<T> {
-        // Relaxed: as for `Sender::clone`.
-        self.chan.receivers.fetch_add(1, Ordering::Relaxed);
-        Receiver {
-            chan: self.chan.clone(),
+        impl<T> Drop for $end<T> {
+            fn drop(&mut self) {
+                // AcqRel: the last end of this kind sees every other one's drop before it
+                // disconnects.
+                if self.chan.$count.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    self.chan.$disconnect();
+                }
+            }
         }
-    }
-}
 
-impl<T> Drop for Receiver<T> {
-    fn drop(&mut self) {
-        // AcqRel: as for `Sender`'s drop.
-        if self.chan.receivers.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.chan.disconnect_receivers();
+        impl<T> fmt::Debug for $end<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($end))
+                    .field("capacity", &self.capacity())
+                    .finish_non_exhaustive()
+            }
         }
-    }
+    };
 }
 
-impl<T> fmt::Debug for Sender<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sender")
-            .field("capacity", &self.capacity())
-            .finish_non_exhaustive()
-    }
-}
-
-impl<T> fmt::Debug for Receiver<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Receiver")
-            .field("capacity", &self.capacity())
-            .finish_non_exhaustive()
-    }
-}
+channel_end!(Sender, senders, disconnect_senders, "send to");
+channel_end!(Receiver, receivers, disconnect_receivers, "receive from");
 
 /// Blocking iterator over a [`Receiver`]'s messages (see [`Receiver::iter`]).
 #[derive(Debug)]
@@ -396,5 +353,39 @@ impl<T> IntoIterator for Receiver<T> {
 
     fn into_iter(self) -> IntoIter<T> {
         IntoIter { receiver: self }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_ends_share_queries_counts_and_debug() {
+        let (tx, rx) = bounded::<u8>(2);
+        assert_eq!(format!("{tx:?}"), "Sender { capacity: Some(2), .. }");
+        assert_eq!(format!("{rx:?}"), "Receiver { capacity: Some(2), .. }");
+        tx.try_send(1).unwrap();
+        assert_eq!(
+            (tx.len(), rx.len(), tx.is_empty(), rx.is_full()),
+            (1, 1, false, false)
+        );
+        tx.try_send(2).unwrap();
+        assert!(tx.is_full() && rx.is_full());
+        let (other_tx, other_rx) = unbounded::<u8>();
+        assert_eq!(other_rx.capacity(), None);
+        assert!(tx.same_channel(&tx.clone()) && !tx.same_channel(&other_tx));
+        assert!(rx.same_channel(&rx.clone()) && !rx.same_channel(&other_rx));
+        // The clones above are gone: one sender left, and dropping it disconnects.
+        drop(tx);
+        assert_eq!(rx.try_iter().collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+        // A receiver clone keeps the channel open for senders; the last one closes it.
+        let (tx, rx) = bounded::<u8>(1);
+        let rx2 = rx.clone();
+        drop(rx);
+        assert_eq!(tx.try_send(3), Ok(()));
+        drop(rx2);
+        assert_eq!(tx.try_send(4), Err(TrySendError::Disconnected(4)));
     }
 }

@@ -252,49 +252,57 @@ fn random() -> u64 {
     })
 }
 
-/// Anything `recv(r)` accepts: a [`Receiver`] or a reference to one.
-#[doc(hidden)]
-pub trait AsReceiver {
-    /// The message type.
-    type Item;
-    /// The receiver.
-    fn as_receiver(&self) -> &Receiver<Self::Item>;
+/// Defines the trait `$trait` for "anything `$syntax` accepts": an end of type `$end` or a
+/// reference to one (any depth), reached through `$method`. `select!` takes its arms'
+/// channels by value or by reference through these.
+macro_rules! as_channel_end {
+    ($trait:ident, $method:ident, $end:ident, $syntax:literal, $what:literal) => {
+        #[doc = concat!("Anything `", $syntax, "` accepts: a [`", stringify!($end), "`] or a reference to one.")]
+        #[doc(hidden)]
+        pub trait $trait {
+            /// The message type.
+            type Item;
+            #[doc = concat!("The ", $what, ".")]
+            fn $method(&self) -> &$end<Self::Item>;
+        }
+
+        impl<T> $trait for $end<T> {
+            type Item = T;
+            fn $method(&self) -> &$end<T> {
+                self
+            }
+        }
+
+        impl<E: $trait + ?Sized> $trait for &E {
+            type Item = E::Item;
+            fn $method(&self) -> &$end<E::Item> {
+                (**self).$method()
+            }
+        }
+    };
 }
 
-impl<T> AsReceiver for Receiver<T> {
-    type Item = T;
-    fn as_receiver(&self) -> &Receiver<T> {
-        self
+as_channel_end!(AsReceiver, as_receiver, Receiver, "recv(r)", "receiver");
+as_channel_end!(AsSender, as_sender, Sender, "send(s, v)", "sender");
+
+/// What an operation's `register` reports to [`wait`], keeping in `result` the outcome of
+/// an operation that completed during the registration.
+fn registration<R>(registered: Registered<R>, result: &Cell<Option<R>>) -> Registration {
+    match registered {
+        Registered::Enqueued => Registration::Enqueued,
+        Registered::Ready => Registration::Ready,
+        Registered::Completed(outcome) => {
+            result.set(Some(outcome));
+            Registration::Completed
+        }
     }
 }
 
-impl<R: AsReceiver + ?Sized> AsReceiver for &R {
-    type Item = R::Item;
-    fn as_receiver(&self) -> &Receiver<R::Item> {
-        (**self).as_receiver()
-    }
-}
-
-/// Anything `send(s, v)` accepts: a [`Sender`] or a reference to one.
-#[doc(hidden)]
-pub trait AsSender {
-    /// The message type.
-    type Item;
-    /// The sender.
-    fn as_sender(&self) -> &Sender<Self::Item>;
-}
-
-impl<T> AsSender for Sender<T> {
-    type Item = T;
-    fn as_sender(&self) -> &Sender<T> {
-        self
-    }
-}
-
-impl<S: AsSender + ?Sized> AsSender for &S {
-    type Item = S::Item;
-    fn as_sender(&self) -> &Sender<S::Item> {
-        (**self).as_sender()
+/// Keeps in `result` the outcome that unregistering a node collected, if any (see
+/// [`Operation::unregister`]).
+fn keep_unregistered<R>(collected: Option<R>, result: &Cell<Option<R>>) {
+    if let Some(outcome) = collected {
+        result.set(Some(outcome));
     }
 }
 
@@ -336,23 +344,18 @@ impl<T> Operation for RecvOp<'_, T> {
 
     unsafe fn register(&self, selector: &Selector, arm: usize, exclusive: bool) -> Registration {
         // SAFETY: forwarded from this function's contract (`self.node` lives in `self`).
-        match unsafe {
+        let registered = unsafe {
             self.chan
                 .register_recv(&self.node, selector, arm, exclusive)
-        } {
-            Registered::Enqueued => Registration::Enqueued,
-            Registered::Ready => Registration::Ready,
-            Registered::Completed(result) => {
-                self.result.set(Some(result));
-                Registration::Completed
-            }
-        }
+        };
+        registration(registered, &self.result)
     }
 
     fn unregister(&self, selected: bool) {
-        if let Some(result) = self.chan.unregister_recv(&self.node, selected) {
-            self.result.set(Some(result));
-        }
+        keep_unregistered(
+            self.chan.unregister_recv(&self.node, selected),
+            &self.result,
+        );
     }
 }
 
@@ -410,22 +413,17 @@ impl<T> Operation for SendOp<'_, T> {
 
     unsafe fn register(&self, selector: &Selector, arm: usize, exclusive: bool) -> Registration {
         // SAFETY: forwarded from this function's contract (`self.node` lives in `self`).
-        match unsafe {
+        let registered = unsafe {
             self.chan
                 .register_send(&self.node, selector, arm, exclusive)
-        } {
-            Registered::Enqueued => Registration::Enqueued,
-            Registered::Ready => Registration::Ready,
-            Registered::Completed(result) => {
-                self.result.set(Some(result));
-                Registration::Completed
-            }
-        }
+        };
+        registration(registered, &self.result)
     }
 
     fn unregister(&self, selected: bool) {
-        if let Some(result) = self.chan.unregister_send(&self.node, selected) {
-            self.result.set(Some(result));
-        }
+        keep_unregistered(
+            self.chan.unregister_send(&self.node, selected),
+            &self.result,
+        );
     }
 }

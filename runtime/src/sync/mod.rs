@@ -24,6 +24,7 @@
 
 mod barrier;
 mod condvar;
+mod guard;
 pub(crate) mod list;
 mod mutex;
 mod once;

@@ -23,10 +23,10 @@
 
 use std::cell::UnsafeCell;
 use std::fmt;
-use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
+use std::sync::{LockResult, TryLockError, TryLockResult};
 
+use crate::sync::guard::{debug_lock, guard_deref, guard_fmt, lock_from_value};
 use crate::sync::mutex::{Poison, PoisonGuard, RawMutex};
 use crate::sync::sema::Sema;
 use crate::sync::waiters::Position;
@@ -110,13 +110,7 @@ impl<T> RwLock<T> {
 
     /// Consumes the lock and returns the value (`Err` carries it if poisoned).
     pub fn into_inner(self) -> LockResult<T> {
-        let poisoned = self.poison.get();
-        let value = self.data.into_inner();
-        if poisoned {
-            Err(PoisonError::new(value))
-        } else {
-            Ok(value)
-        }
+        self.poison.map(self.data.into_inner())
     }
 }
 
@@ -193,13 +187,7 @@ impl<T: ?Sized> RwLock<T> {
 
     /// The value, through exclusive access (no locking needed).
     pub fn get_mut(&mut self) -> LockResult<&mut T> {
-        let poisoned = self.poison.get();
-        let value = self.data.get_mut();
-        if poisoned {
-            Err(PoisonError::new(value))
-        } else {
-            Ok(value)
-        }
+        self.poison.map(self.data.get_mut())
     }
 
     fn write_guard(&self) -> RwLockWriteGuard<'_, T> {
@@ -240,14 +228,7 @@ fn unbalanced(what: &str) -> ! {
     std::process::abort()
 }
 
-impl<T: ?Sized> Deref for RwLockReadGuard<'_, T> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        // SAFETY: a read guard proves no writer holds the lock; readers only share `&T`.
-        unsafe { &*self.lock.data.get() }
-    }
-}
+guard_deref!(RwLockReadGuard.lock);
 
 impl<T: ?Sized> Drop for RwLockReadGuard<'_, T> {
     fn drop(&mut self) {
@@ -255,21 +236,7 @@ impl<T: ?Sized> Drop for RwLockReadGuard<'_, T> {
     }
 }
 
-impl<T: ?Sized> Deref for RwLockWriteGuard<'_, T> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        // SAFETY: a write guard proves exclusive access.
-        unsafe { &*self.lock.data.get() }
-    }
-}
-
-impl<T: ?Sized> DerefMut for RwLockWriteGuard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: a write guard proves exclusive access; `&mut self` makes it unique.
-        unsafe { &mut *self.lock.data.get() }
-    }
-}
+guard_deref!(RwLockWriteGuard.lock, mut);
 
 impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
     fn drop(&mut self) {
@@ -278,39 +245,13 @@ impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
     }
 }
 
-impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockReadGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
-    }
-}
-
-impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockWriteGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&**self, f)
-    }
-}
+guard_fmt!(RwLockReadGuard: Debug);
+guard_fmt!(RwLockWriteGuard: Debug);
 
 impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("RwLock");
-        match self.try_read() {
-            Ok(guard) => d.field("data", &&*guard),
-            Err(TryLockError::Poisoned(err)) => d.field("data", &&**err.get_ref()),
-            Err(TryLockError::WouldBlock) => d.field("data", &format_args!("<locked>")),
-        };
-        d.field("poisoned", &self.poison.get());
-        d.finish_non_exhaustive()
+        debug_lock(f, "RwLock", self.try_read(), &self.poison)
     }
 }
 
-impl<T: Default> Default for RwLock<T> {
-    fn default() -> RwLock<T> {
-        RwLock::new(T::default())
-    }
-}
-
-impl<T> From<T> for RwLock<T> {
-    fn from(value: T) -> RwLock<T> {
-        RwLock::new(value)
-    }
-}
+lock_from_value!(RwLock);
