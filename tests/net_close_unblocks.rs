@@ -8,7 +8,6 @@
 mod util;
 
 use std::io::{ErrorKind, Read, Write};
-#[cfg(unix)]
 use std::net::Shutdown;
 #[cfg(unix)]
 use std::os::fd::AsRawFd;
@@ -105,9 +104,8 @@ fn close_unblocks_a_write_to_a_full_buffer() {
     });
 }
 
-// Unix only: on Windows `shutdown(SD_RECEIVE)` produces no AFD readiness event, so a read
-// already blocked is not woken (a read started after it returns 0); see docs/net.md.
-#[cfg(unix)]
+/// On Windows `shutdown(SD_RECEIVE)` produces no AFD readiness event: `shutdown` itself
+/// notifies the read waiters, which retry and get 0.
 #[test]
 fn shutdown_makes_a_blocked_read_return_zero() {
     let _watchdog = util::watchdog("shutdown_blocked_read", Duration::from_secs(60));

@@ -132,9 +132,20 @@ impl Socket {
         })
     }
 
-    /// `shutdown(2)`.
+    /// `shutdown(2)`; then the waiters of the shut halves retry their syscall (a read gets 0,
+    /// a write an error), whether or not the OS reports the change as an event: Linux does,
+    /// Winsock does not for a local `SD_RECEIVE`.
     pub(crate) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.with_fd(|fd| sys::shutdown(fd, how))
+        self.with_registration(|fd, registration| {
+            sys::shutdown(fd, how)?;
+            if matches!(how, Shutdown::Read | Shutdown::Both) {
+                registration.notify(Interest::Read);
+            }
+            if matches!(how, Shutdown::Write | Shutdown::Both) {
+                registration.notify(Interest::Write);
+            }
+            Ok(())
+        })
     }
 
     /// `SO_ERROR`.

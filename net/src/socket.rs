@@ -313,6 +313,15 @@ impl Socket {
         f(self.fd)
     }
 
+    /// [`Socket::with_fd`] with the registration too (to notify its waiters).
+    pub(crate) fn with_registration<R>(
+        &self,
+        f: impl FnOnce(RawFd, &Registration) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let guard = self.op()?;
+        f(self.fd, self.registration(&guard))
+    }
+
     /// Sets the std-style timeout of one direction; zero is refused as std does.
     pub(crate) fn set_timeout(
         &self,

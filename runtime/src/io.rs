@@ -585,6 +585,14 @@ impl Registration {
         (at != 0).then(|| self.shared.epoch + std::time::Duration::from_nanos(at - 1))
     }
 
+    /// Delivers a readiness notification for `interest` as if the poller had reported an
+    /// event: its waiters wake and retry their syscall. For state changes that some OS does
+    /// not report as an event, such as a local `shutdown` of the read half on Winsock; a
+    /// notification that finds the syscall still `WouldBlock` only costs a retry.
+    pub fn notify(&self, interest: Interest) {
+        self.desc().waiters(interest).notify(READY);
+    }
+
     /// Closes the registration for waiting (Go's `pollUnblock`): every current and future
     /// `wait` returns [`WaitError::Closed`]. The fd stays registered until drop.
     pub fn close(&self) {
