@@ -5,7 +5,8 @@
 //! looks at each worker's tick counter; a worker inside the same coroutine for two ticks in a
 //! row is *stuck*. If work is waiting, the monitor first wakes a sleeping worker (it will
 //! steal the stuck worker's queue); if none sleeps and a stuck worker is *blocked* (its
-//! thread's CPU clock stood still during the tick: a blocking syscall, `thread::sleep`), it
+//! thread's CPU clock stood still during the tick and, where the OS tells, the thread is
+//! asleep in the kernel rather than waiting for a CPU: a blocking syscall, `thread::sleep`), it
 //! starts a spare worker thread in a free slot (a *hand-off*, counted in stats). A stuck
 //! worker that is *busy* computing gets no spare: every core is already working, and another
 //! thread would only oversubscribe them (Go would preempt it; Rust cannot). Such long runners
@@ -76,7 +77,9 @@ pub(crate) fn monitor_main(shared: Arc<Shared>) {
             let is_stuck = same && slot.active.load(Ordering::Acquire) && slot.running_id() != 0;
             slot.replaced.store(is_stuck, Ordering::Relaxed);
             stuck += usize::from(is_stuck);
-            blocked += usize::from(is_stuck && !ran);
+            // A thread that did not get the CPU because others had it (state R) is not blocked
+            // either: on an oversubscribed machine a spare would only add to the queue.
+            blocked += usize::from(is_stuck && !ran && thread_runnable(slot) != Some(true));
         }
         shared.stuck_workers.store(stuck, Ordering::Relaxed);
         shared
@@ -126,6 +129,12 @@ fn cpu_nanos(slot: &WorkerSlot) -> Option<u64> {
     // The worker clears its clock under this lock before its thread exits.
     let clock = slot.cpu_clock.lock().unwrap_or_else(|e| e.into_inner());
     clock.as_ref().and_then(|clock| clock.nanos())
+}
+
+/// Whether the thread running `slot` is on a CPU or waiting for one, if known.
+fn thread_runnable(slot: &WorkerSlot) -> Option<bool> {
+    let clock = slot.cpu_clock.lock().unwrap_or_else(|e| e.into_inner());
+    clock.as_ref().and_then(|clock| clock.is_runnable())
 }
 
 fn work_waiting(shared: &Shared) -> bool {

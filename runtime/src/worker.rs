@@ -355,8 +355,11 @@ impl WorkerContext {
                 self.run_task(task);
                 continue;
             }
-            if !spinning {
-                spinning = self.shared.idle.try_spin(self.shared.active_workers());
+            // Spinning looks for work to steal; a lone worker has nobody to steal from, and the
+            // final look before sleeping covers the injector.
+            let active = self.shared.active_workers();
+            if !spinning && active > 1 {
+                spinning = self.shared.idle.try_spin(active);
             }
             if spinning {
                 for _ in 0..SPIN_ROUNDS {

@@ -11,6 +11,9 @@
 pub(crate) struct CpuClock {
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
     id: libc::clockid_t,
+    /// The kernel's id of the thread, for its scheduler state in /proc.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    tid: libc::pid_t,
 }
 
 impl CpuClock {
@@ -20,7 +23,12 @@ impl CpuClock {
         let mut id: libc::clockid_t = 0;
         // SAFETY: `pthread_self()` is the calling thread, alive; `id` is a valid out-pointer.
         let rc = unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut id) };
-        (rc == 0).then_some(CpuClock { id })
+        (rc == 0).then_some(CpuClock {
+            id,
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            // SAFETY: gettid has no preconditions.
+            tid: unsafe { libc::gettid() },
+        })
     }
 
     /// The calling thread's clock, if the platform has one.
@@ -46,6 +54,29 @@ impl CpuClock {
     /// CPU time consumed by the thread, in nanoseconds.
     #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
     pub(crate) fn nanos(&self) -> Option<u64> {
+        None
+    }
+
+    /// Whether the thread is running or waiting for a CPU (scheduler state `R`), as opposed
+    /// to sleeping in the kernel: its CPU clock may stand still for a whole tick on a
+    /// machine with more runnable threads than cores, and then it is not blocked. Linux:
+    /// field 3 of /proc/self/task/TID/stat; `None` where unknown.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub(crate) fn is_runnable(&self) -> Option<bool> {
+        let stat = std::fs::read_to_string(format!("/proc/self/task/{}/stat", self.tid)).ok()?;
+        // "TID (comm) S ...": the comm may hold spaces and parentheses; the state follows
+        // the last ')'.
+        let state = stat
+            .get(stat.rfind(')')? + 1..)?
+            .trim_start()
+            .chars()
+            .next()?;
+        Some(state == 'R')
+    }
+
+    /// Whether the thread is running or waiting for a CPU: unknown here.
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    pub(crate) fn is_runnable(&self) -> Option<bool> {
         None
     }
 }

@@ -55,6 +55,12 @@ impl CpuClock {
         unsafe { CloseHandle(thread) };
         (ok != 0).then(|| (ticks(kernel) + ticks(user)) * 100)
     }
+
+    /// Whether the thread is running or waiting for a CPU: not known here (the monitor then
+    /// goes by the CPU clock alone).
+    pub(crate) fn is_runnable(&self) -> Option<bool> {
+        None
+    }
 }
 
 /// A FILETIME duration in 100 ns ticks.
