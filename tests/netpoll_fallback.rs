@@ -14,6 +14,19 @@ use std::time::{Duration, Instant};
 use coronet::net::{TcpListener, TcpStream};
 use coronet::runtime::WaitKind;
 
+/// A one-worker runtime and a loopback connection whose both ends are registered with it
+/// (created on one of its coroutines).
+fn one_worker_runtime_with_a_connection() -> (coronet::Runtime, TcpStream, TcpStream) {
+    let runtime = coronet::runtime::Builder::new().workers(1).build().unwrap();
+    let (client, server) = runtime.block_on(|| {
+        let listener = TcpListener::bind(util::LOCAL).unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        (client, server)
+    });
+    (runtime, client, server)
+}
+
 /// Spawns a coroutine that keeps `runtime`'s only worker busy until `done` is set (or a
 /// minute has passed); returns once it runs. The result says whether `done` ended it.
 fn occupy_the_worker(
@@ -39,14 +52,7 @@ fn occupy_the_worker(
 
 #[test]
 fn readiness_is_delivered_while_every_worker_computes() {
-    let runtime = coronet::runtime::Builder::new().workers(1).build().unwrap();
-    // Register both ends with this runtime (from one of its coroutines).
-    let (mut client, mut server) = runtime.block_on(|| {
-        let listener = TcpListener::bind(util::LOCAL).unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server, _) = listener.accept().unwrap();
-        (client, server)
-    });
+    let (runtime, mut client, mut server) = one_worker_runtime_with_a_connection();
     let done = Arc::new(AtomicBool::new(false));
     let busy = occupy_the_worker(&runtime, &done);
     // The reader is a coroutine of a second runtime, so it can run while the first one's
@@ -70,13 +76,7 @@ fn readiness_is_delivered_while_every_worker_computes() {
 
 #[test]
 fn a_plain_thread_deadline_fires_while_every_worker_computes() {
-    let runtime = coronet::runtime::Builder::new().workers(1).build().unwrap();
-    let (_client, server) = runtime.block_on(|| {
-        let listener = TcpListener::bind(util::LOCAL).unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server, _) = listener.accept().unwrap();
-        (client, server)
-    });
+    let (runtime, _client, server) = one_worker_runtime_with_a_connection();
     let done = Arc::new(AtomicBool::new(false));
     let busy = occupy_the_worker(&runtime, &done);
     // The deadline is a runtime timer; with the worker busy only the monitor fires it.

@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::loadgen::{self, EchoLoad};
-use crate::report::peer_table;
+use crate::report::{peer_table, Report};
 use crate::util::{
     children_cpu, cpu_count, foreign_share, free_addr, machine_busy, pin_current_thread,
     prepare_child, process_cpu, wait_listening,
@@ -247,18 +247,28 @@ pub fn echo(ctx: &mut Ctx) {
                 0,
             ));
         }
-        text.push_str(&format!(
-            "\n### {} layout ({})\n\n",
-            layout.name(),
-            layout_text(layout)
-        ));
-        text.push_str(&peer_table(&ctx.report, &peers, &rows));
+        text.push_str(&layout_section(&ctx.report, layout, &peers, &rows));
     }
     text.push_str("\nthreads: a thread per connection, so the worker count does not apply to it (the split layout still pins all its threads to one core).\n");
     ctx.report.section(text);
 }
 
-pub fn layout_text(layout: Layout) -> String {
+/// One layout's part of a scenario's section: its heading and the peers' table.
+pub fn layout_section(
+    report: &Report,
+    layout: Layout,
+    peers: &[&str],
+    rows: &[(String, String, usize)],
+) -> String {
+    format!(
+        "\n### {} layout ({})\n\n{}",
+        layout.name(),
+        layout_text(layout),
+        peer_table(report, peers, rows)
+    )
+}
+
+fn layout_text(layout: Layout) -> String {
     match layout {
         Layout::Shared => format!(
             "servers on all {} cores with {} workers, load generator pinned to core {}",
@@ -438,12 +448,7 @@ pub fn http(ctx: &mut Ctx) {
                 0,
             ),
         ];
-        text.push_str(&format!(
-            "\n### {} layout ({})\n\n",
-            layout.name(),
-            layout_text(layout)
-        ));
-        text.push_str(&peer_table(&ctx.report, &peers, &rows));
+        text.push_str(&layout_section(&ctx.report, layout, &peers, &rows));
     }
     ctx.report.section(text);
 }

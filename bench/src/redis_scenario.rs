@@ -12,8 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::net_scenarios::{layout_text, Layout, Server};
-use crate::report::peer_table;
+use crate::net_scenarios::{layout_section, Layout, Server};
 use crate::util::{free_addr, prepare_child, process_cpu, wait_listening};
 use crate::Ctx;
 
@@ -254,12 +253,7 @@ pub fn run(ctx: &mut Ctx) {
                 3,
             ));
         }
-        text.push_str(&format!(
-            "\n### {} layout ({})\n\n",
-            layout.name(),
-            layout_text(layout)
-        ));
-        text.push_str(&peer_table(&ctx.report, &peers, &rows));
+        text.push_str(&layout_section(&ctx.report, layout, &peers, &rows));
     }
     ctx.report.section(text);
 }
