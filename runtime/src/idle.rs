@@ -166,44 +166,63 @@ impl Idle {
 
 /// Blocks one worker thread; a token-based `park`/`unpark` pair.
 pub(crate) struct Parker {
-    notified: Mutex<bool>,
+    state: Mutex<ParkerState>,
     condvar: Condvar,
+}
+
+#[derive(Default)]
+struct ParkerState {
+    /// An `unpark` is pending.
+    notified: bool,
+    /// The owner is blocked on the condvar. `unpark` signals it only then: a worker asleep
+    /// in the poller instead (poll.rs) or not asleep at all needs no futex wake.
+    waiting: bool,
 }
 
 impl Parker {
     pub(crate) fn new() -> Parker {
         Parker {
-            notified: Mutex::new(false),
+            state: Mutex::new(ParkerState::default()),
             condvar: Condvar::new(),
         }
     }
 
+    fn state(&self) -> std::sync::MutexGuard<'_, ParkerState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Sleeps until `unpark` is or was called; consumes the token.
     pub(crate) fn park(&self) {
-        let mut notified = self.notified.lock().unwrap_or_else(|e| e.into_inner());
-        while !*notified {
-            notified = self
-                .condvar
-                .wait(notified)
-                .unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state();
+        while !state.notified {
+            state.waiting = true;
+            state = self.condvar.wait(state).unwrap_or_else(|e| e.into_inner());
+            state.waiting = false;
         }
-        *notified = false;
+        state.notified = false;
     }
 
     pub(crate) fn unpark(&self) {
-        let mut notified = self.notified.lock().unwrap_or_else(|e| e.into_inner());
-        *notified = true;
-        self.condvar.notify_one();
+        let waiting = {
+            let mut state = self.state();
+            state.notified = true;
+            state.waiting
+        };
+        // The waiter re-checks `notified` under the lock, so signalling after releasing it
+        // cannot be missed.
+        if waiting {
+            self.condvar.notify_one();
+        }
     }
 
     /// Whether an `unpark` is pending (a worker about to block in the poller looks).
     pub(crate) fn has_token(&self) -> bool {
-        *self.notified.lock().unwrap_or_else(|e| e.into_inner())
+        self.state().notified
     }
 
     /// Consumes a pending `unpark`, if any (after sleeping in the poller instead of here).
     pub(crate) fn clear(&self) {
-        *self.notified.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        self.state().notified = false;
     }
 }
 
