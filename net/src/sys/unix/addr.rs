@@ -164,6 +164,8 @@ fn abstract_name(_addr: &std::os::unix::net::SocketAddr) -> Option<&[u8]> {
     None
 }
 
+/// The BSDs and Apple store each address's length in its first byte; elsewhere there is no
+/// such field.
 #[cfg(any(
     target_vendor = "apple",
     target_os = "freebsd",
@@ -171,28 +173,18 @@ fn abstract_name(_addr: &std::os::unix::net::SocketAddr) -> Option<&[u8]> {
     target_os = "netbsd",
     target_os = "openbsd"
 ))]
-fn set_sin_len(sin: &mut libc::sockaddr_in) {
-    sin.sin_len = mem::size_of::<libc::sockaddr_in>() as u8;
-}
-#[cfg(not(any(
-    target_vendor = "apple",
-    target_os = "freebsd",
-    target_os = "dragonfly",
-    target_os = "netbsd",
-    target_os = "openbsd"
-)))]
-fn set_sin_len(_sin: &mut libc::sockaddr_in) {}
+mod sin_len {
+    use std::mem;
 
-#[cfg(any(
-    target_vendor = "apple",
-    target_os = "freebsd",
-    target_os = "dragonfly",
-    target_os = "netbsd",
-    target_os = "openbsd"
-))]
-fn set_sin6_len(sin6: &mut libc::sockaddr_in6) {
-    sin6.sin6_len = mem::size_of::<libc::sockaddr_in6>() as u8;
+    pub(super) fn set_sin_len(sin: &mut libc::sockaddr_in) {
+        sin.sin_len = mem::size_of::<libc::sockaddr_in>() as u8;
+    }
+
+    pub(super) fn set_sin6_len(sin6: &mut libc::sockaddr_in6) {
+        sin6.sin6_len = mem::size_of::<libc::sockaddr_in6>() as u8;
+    }
 }
+
 #[cfg(not(any(
     target_vendor = "apple",
     target_os = "freebsd",
@@ -200,7 +192,13 @@ fn set_sin6_len(sin6: &mut libc::sockaddr_in6) {
     target_os = "netbsd",
     target_os = "openbsd"
 )))]
-fn set_sin6_len(_sin6: &mut libc::sockaddr_in6) {}
+mod sin_len {
+    pub(super) fn set_sin_len(_sin: &mut libc::sockaddr_in) {}
+
+    pub(super) fn set_sin6_len(_sin6: &mut libc::sockaddr_in6) {}
+}
+
+use sin_len::{set_sin6_len, set_sin_len};
 
 #[cfg(test)]
 mod tests {
