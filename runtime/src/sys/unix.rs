@@ -7,13 +7,15 @@
 //! * The SIGQUIT handler of the opt-in signal dump: it only sets a flag.
 
 /// The CPU-time clock of one thread.
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 pub(crate) struct CpuClock {
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
     id: libc::clockid_t,
-    /// The kernel's id of the thread, for its scheduler state in /proc.
+    /// /proc/self/task/TID/stat of the thread, opened once when the thread starts (before
+    /// any user code), so that reading its scheduler state never takes a descriptor the
+    /// program may need (a process at its descriptor limit must not lose one to us).
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    tid: libc::pid_t,
+    stat: Option<std::fs::File>,
 }
 
 impl CpuClock {
@@ -27,7 +29,10 @@ impl CpuClock {
             id,
             #[cfg(any(target_os = "linux", target_os = "android"))]
             // SAFETY: gettid has no preconditions.
-            tid: unsafe { libc::gettid() },
+            stat: std::fs::File::open(format!("/proc/self/task/{}/stat", unsafe {
+                libc::gettid()
+            }))
+            .ok(),
         })
     }
 
@@ -63,7 +68,10 @@ impl CpuClock {
     /// field 3 of /proc/self/task/TID/stat; `None` where unknown.
     #[cfg(any(target_os = "linux", target_os = "android"))]
     pub(crate) fn is_runnable(&self) -> Option<bool> {
-        let stat = std::fs::read_to_string(format!("/proc/self/task/{}/stat", self.tid)).ok()?;
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 512];
+        let n = self.stat.as_ref()?.read_at(&mut buf, 0).ok()?;
+        let stat = std::str::from_utf8(&buf[..n]).ok()?;
         // "TID (comm) S ...": the comm may hold spaces and parentheses; the state follows
         // the last ')'.
         let state = stat
