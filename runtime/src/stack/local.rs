@@ -2,7 +2,7 @@
 
 use std::io;
 
-use super::pool::{allocate, carve, give_back, release, take_idle};
+use super::pool::{allocate, carve_batch, give_back, release, take_idle};
 use super::{class_size, PooledStack, RawStack, LOCAL_CLASSES, LOCAL_PER_CLASS};
 
 /// A per-worker stack cache: owned by one worker thread, no locking.
@@ -50,7 +50,7 @@ impl LocalCache {
     }
 
     /// Allocates a stack of at least `size` usable bytes: from this cache if it holds one of
-    /// that class, else from the global pool (taking a batch), else carved.
+    /// that class, else from the global pool (taking a batch), else carved (a batch too).
     pub(crate) fn allocate(&mut self, size: usize) -> io::Result<PooledStack> {
         let size = class_size(size)?;
         let Some(class) = self.class(size) else {
@@ -59,10 +59,14 @@ impl LocalCache {
         if class.stacks.is_empty() {
             take_idle(size, &mut class.stacks, LOCAL_PER_CLASS / 2);
         }
-        match class.stacks.pop() {
-            Some(raw) => Ok(PooledStack::new(raw)),
-            None => carve(size),
+        if class.stacks.is_empty() {
+            carve_batch(size, LOCAL_PER_CLASS / 2, &mut class.stacks)?;
         }
+        let raw = class
+            .stacks
+            .pop()
+            .expect("a refill or a carve added a stack");
+        Ok(PooledStack::new(raw))
     }
 
     /// Keeps `stack` for reuse by this worker; past [`LOCAL_PER_CLASS`] stacks of its class,

@@ -5,7 +5,7 @@
 //! installation happen outside it.
 
 use std::io;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -205,6 +205,69 @@ pub(super) fn carve(size: usize) -> io::Result<PooledStack> {
     STACKS_ALLOCATED.fetch_add(1, Ordering::Relaxed);
     Ok(PooledStack::new(raw))
 }
+
+/// Carves up to `count` new stacks into `into` (madvise guards only; otherwise one, as
+/// [`carve`]): the slots are reserved under one lock acquisition and guarded with one
+/// syscall per batch outside it, instead of a syscall per stack (measured in
+/// docs/performance.md). Where the batched call is refused, each slot is guarded on its own.
+/// Fails only if no stack at all could be carved.
+pub(super) fn carve_batch(size: usize, count: usize, into: &mut Vec<RawStack>) -> io::Result<()> {
+    if guard_kind() != GuardKind::Madvise || count <= 1 || !BATCH_GUARDS.load(Ordering::Relaxed) {
+        into.push(carve(size)?.into_raw());
+        return Ok(());
+    }
+    let slots: Vec<RawStack> = {
+        let mut pool = pool();
+        let class = pool.class(size);
+        let mut slots = Vec::with_capacity(count);
+        while slots.len() < count {
+            match class
+                .unguarded
+                .pop()
+                .map(Ok)
+                .unwrap_or_else(|| class.next_slot())
+            {
+                Ok(raw) => slots.push(raw),
+                Err(e) if slots.is_empty() => return Err(e),
+                Err(_) => break,
+            }
+        }
+        slots
+    };
+    let regions: Vec<(usize, usize)> = slots
+        .iter()
+        .map(|raw| (raw.bottom(), raw.chunk.guard))
+        .collect();
+    // SAFETY: slots that were never handed out (taken under the lock above): ours, no data.
+    if unsafe { sys::install_guards(&regions) }.is_ok() {
+        STACKS_ALLOCATED.fetch_add(slots.len(), Ordering::Relaxed);
+        into.extend(slots);
+        return Ok(());
+    }
+    // Not supported by this kernel (remember that), or a partial batch: guard one by one.
+    BATCH_GUARDS.store(false, Ordering::Relaxed);
+    let mut failed = None;
+    for raw in slots {
+        match install_guard(raw, GuardKind::Madvise) {
+            Ok(()) => {
+                STACKS_ALLOCATED.fetch_add(1, Ordering::Relaxed);
+                into.push(raw);
+            }
+            Err(e) => {
+                pool().class(size).unguarded.push(raw);
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    match failed {
+        Some(e) if into.is_empty() => Err(sys::mapping_error(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Whether [`carve_batch`] still tries the batched guard call (cleared the first time the
+/// kernel refuses it, so an older kernel costs one failed syscall per process, not per batch).
+pub(super) static BATCH_GUARDS: AtomicBool = AtomicBool::new(true);
 
 fn install_guard(raw: RawStack, kind: GuardKind) -> io::Result<()> {
     // SAFETY: a slot that was never handed out: ours, holds no data.

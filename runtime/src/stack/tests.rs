@@ -232,6 +232,43 @@ fn idle_stacks_beyond_the_warm_limit_are_decommitted() {
     assert!(!cold.contains(&again.base().get()));
 }
 
+/// Checks the guard and the edges of the usable range of `stack`, as
+/// `every_stack_has_an_inaccessible_guard_page` does.
+fn assert_guarded(stack: &PooledStack) {
+    let (guard, usable) = guard_range(stack);
+    assert!(!readable(guard), "guard page at {guard:#x} is accessible");
+    assert!(!readable(usable - 1), "last guard byte is accessible");
+    assert!(readable(usable), "lowest usable byte is not accessible");
+}
+
+#[test]
+fn a_worker_cache_carves_guarded_stacks_in_a_batch() {
+    let _serial = serial();
+    // Sizes no other test uses, so the pool holds no idle stack of these classes.
+    for (size, batched) in [(72 * 1024, true), (76 * 1024, false)] {
+        let was = pool::BATCH_GUARDS.swap(batched, std::sync::atomic::Ordering::Relaxed);
+        let mut cache = LocalCache::new();
+        let allocated = stacks_allocated();
+        let stacks: Vec<_> = (0..LOCAL_PER_CLASS / 2 + 1)
+            .map(|_| cache.allocate(size).unwrap())
+            .collect();
+        pool::BATCH_GUARDS.store(was, std::sync::atomic::Ordering::Relaxed);
+        // With madvise guards, two carves of half a cache each, whether the kernel took the
+        // batched call or the pool fell back to one guard call per slot; otherwise (batching
+        // off, or mprotect guards) one stack per carve.
+        let carved = stacks_allocated() - allocated;
+        let expected = if batched && guard_kind() == GuardKind::Madvise {
+            LOCAL_PER_CLASS
+        } else {
+            LOCAL_PER_CLASS / 2 + 1
+        };
+        assert!(carved >= expected, "carved {carved} stacks of {size} bytes");
+        for stack in &stacks {
+            assert_guarded(stack);
+        }
+    }
+}
+
 #[test]
 fn the_local_cache_moves_stacks_in_batches() {
     let _serial = serial();

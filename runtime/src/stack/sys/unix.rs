@@ -98,6 +98,81 @@ pub(crate) unsafe fn install_guard(
     unsafe { guard_mprotect(bottom, guard) }
 }
 
+/// Installs madvise guards on several regions with one `process_madvise` call per
+/// [`GUARD_BATCH_MAX`] regions (Linux 6.15+: `PIDFD_SELF_THREAD_GROUP` names the calling
+/// process without a descriptor, so it stays right after `fork`, and the kernel accepts any
+/// advice for it).
+/// Fails as a whole where the kernel refuses (older kernels: `EBADF`/`EINVAL`), or when a
+/// call advised only part of its regions; the caller then guards each region on its own
+/// (installing a guard twice is harmless).
+///
+/// # Safety
+///
+/// Every region must lie in a mapping made by [`reserve`] and hold no live data.
+pub(crate) unsafe fn install_guards(regions: &[(usize, usize)]) -> io::Result<()> {
+    for batch in regions.chunks(GUARD_BATCH_MAX) {
+        let iov: Vec<libc::iovec> = batch
+            .iter()
+            .map(|&(addr, len)| libc::iovec {
+                iov_base: addr as *mut libc::c_void,
+                iov_len: len,
+            })
+            .collect();
+        let want: usize = batch.iter().map(|&(_, len)| len).sum();
+        // SAFETY: forwarded from the caller; `iov` is a live array of `iov.len()` entries.
+        let advised = unsafe { guard_install_vectored(&iov) }?;
+        if advised != want {
+            return Err(io::Error::other(
+                "process_madvise advised part of the regions",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Regions per `process_madvise` call (the kernel's `UIO_MAXIOV`).
+const GUARD_BATCH_MAX: usize = 1024;
+
+/// `process_madvise(PIDFD_SELF_THREAD_GROUP, iov, MADV_GUARD_INSTALL)`: bytes advised.
+///
+/// # Safety
+///
+/// Every region of `iov` must be sound to guard (see [`install_guards`]).
+#[cfg(target_os = "linux")]
+unsafe fn guard_install_vectored(iov: &[libc::iovec]) -> io::Result<usize> {
+    /// `PIDFD_SELF_THREAD_GROUP` from `<linux/pidfd.h>` (Linux 6.15): the calling process.
+    const PIDFD_SELF_THREAD_GROUP: libc::c_int = -10001;
+    loop {
+        // SAFETY: the kernel reads `iov.len()` iovecs from a live array; what it does to the
+        // regions is the caller's responsibility.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_process_madvise,
+                PIDFD_SELF_THREAD_GROUP,
+                iov.as_ptr(),
+                iov.len(),
+                MADV_GUARD_INSTALL,
+                0,
+            )
+        };
+        if ret >= 0 {
+            return Ok(ret as usize);
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EINTR) {
+            return Err(err);
+        }
+    }
+}
+
+/// # Safety
+///
+/// Nothing to uphold: there is no such call here, so this always fails.
+#[cfg(not(target_os = "linux"))]
+unsafe fn guard_install_vectored(_iov: &[libc::iovec]) -> io::Result<usize> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
 /// Whether a failed [`reserve`] ran out of address space (`ENOMEM`), so that a smaller
 /// reservation may still succeed.
 pub(crate) fn is_out_of_address_space(err: &io::Error) -> bool {

@@ -195,6 +195,16 @@ pub(crate) unsafe fn decommit(addr: usize, len: usize) {
     }
 }
 
+/// Batched madvise guards (see the Unix backend): never used here, as the guard kind is
+/// never `Madvise` on Windows; fails so that a caller would guard each slot on its own.
+///
+/// # Safety
+///
+/// Nothing to uphold: it touches no memory.
+pub(crate) unsafe fn install_guards(_regions: &[(usize, usize)]) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
 /// Whether `MADV_GUARD_INSTALL`-style guards work: not on Windows.
 pub(crate) fn madvise_guards_supported() -> bool {
     false
