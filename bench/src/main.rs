@@ -49,7 +49,50 @@ scenarios:
   redis     RESP through redis-benchmark -P 1 and -P 16: examples/redis against redis-server
 
 peers: coronet, coronet-pt (coronet with a dedicated poll thread), go, go-raw (HTTP), may,
-       tokio, threads, epoll, redis (RESP)";
+       tokio, threads, epoll, redis (RESP)
+
+for profiling one server by hand (docs/performance.md):
+  serve <peer> <echo|http> <addr> <workers>        a server until killed
+  loadgen <addr> <conns> <size> <secs> [<pid>]      the echo load generator alone";
+
+/// `loadgen <addr> <conns> <size> <secs> [<server pid>]`: the echo load generator on its own,
+/// against a server started by hand (for `perf` or `strace` on that server).
+fn run_loadgen(args: &[String]) {
+    let parsed = (|| -> Result<loadgen::EchoLoad, String> {
+        let [addr, conns, size, secs, rest @ ..] = args else {
+            return Err("usage: coronet-bench loadgen <addr> <conns> <size> <secs> [<pid>]".into());
+        };
+        let number = |s: &String, what: &str| s.parse::<u64>().map_err(|e| format!("{what}: {e}"));
+        Ok(loadgen::EchoLoad {
+            addr: addr.parse().map_err(|e| format!("address {addr}: {e}"))?,
+            conns: number(conns, "connections")?.max(1) as usize,
+            size: number(size, "message size")?.max(1) as usize,
+            warmup: std::time::Duration::from_millis(500),
+            duration: std::time::Duration::from_secs(number(secs, "seconds")?.max(1)),
+            server_pid: match rest.first() {
+                Some(pid) => number(pid, "pid")? as u32,
+                None => std::process::id(),
+            },
+        })
+    })();
+    let load = parsed.unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(2);
+    });
+    match loadgen::run(&load) {
+        Ok(r) => println!(
+            "{:.0} round trips/s, p50 {:?}, p99 {:?}, server CPU {:.2} us per round trip",
+            r.per_sec(),
+            r.p50,
+            r.p99,
+            r.cpu_us_per_op()
+        ),
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            std::process::exit(1);
+        }
+    }
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -57,6 +100,7 @@ fn main() {
     match scenario {
         "serve" => return servers::serve(&args[1..]),
         "rt" => return rt_children::run(&args[1..]),
+        "loadgen" => return run_loadgen(&args[1..]),
         // The first scenario's name for the coronet parked-memory child, kept.
         "park-rss" => {
             let n = args.get(1).cloned().unwrap_or_else(|| "10000".into());
