@@ -247,19 +247,23 @@ impl Shared {
 
     /// Makes a woken task runnable: on the current worker's runnext when called from a
     /// worker of this runtime, else through the injector.
-    pub(crate) fn schedule(self: &Arc<Self>, task: Arc<Task>) {
+    pub(crate) fn schedule(task: Arc<Task>) {
         if let Some(worker) = context::worker() {
-            if Arc::ptr_eq(&worker.shared, self) {
+            if Arc::ptr_eq(&worker.shared, &task.shared) {
                 worker.push_next(task);
                 return;
             }
         }
-        if self.is_shutdown() {
+        // A thread outside this runtime: keep the runtime alive past the push (the task,
+        // which holds it too, may be run and dropped by then). Rare: timers and I/O of a
+        // runtime are dispatched on its own threads.
+        let shared = task.shared.clone();
+        if shared.is_shutdown() {
             // Nobody will run it; shutdown unwinds it from the registry.
             return;
         }
-        self.injector.push(task);
-        self.notify_work();
+        shared.injector.push(task);
+        shared.notify_work();
     }
 
     /// Arms a timer; breaks the blocking poll if it would sleep past `deadline`.

@@ -275,7 +275,7 @@ impl Task {
         {
             // A waker fired during the capture (CAPTURE_NOTIFIED): we schedule it.
             self.state.store(pack(epoch, RUNNING), Ordering::Release);
-            self.shared.schedule(self.clone());
+            Shared::schedule(self.clone());
         }
         slot
     }
@@ -310,8 +310,10 @@ impl Task {
         }
     }
 
-    /// Wakes the task if it is in park epoch `epoch`; see the module table.
-    fn wake_epoch(self: &Arc<Self>, epoch: u32) {
+    /// Wakes the task if it is in park epoch `epoch`; see the module table. Takes the
+    /// waker's reference, which becomes the run queue's if the task was parked (no count
+    /// change on the hot path).
+    fn wake_epoch(self: Arc<Self>, epoch: u32) {
         let mut current = self.state.load(Ordering::Acquire);
         loop {
             if epoch_of(current) != epoch {
@@ -331,7 +333,7 @@ impl Task {
             ) {
                 Ok(_) => {
                     if current & STATE_MASK == PARKED {
-                        self.shared.schedule(self.clone());
+                        Shared::schedule(self);
                     }
                     return;
                 }
@@ -350,7 +352,7 @@ impl Task {
         self.park_token.store(true, Ordering::SeqCst);
         let epoch = self.park_epoch.load(Ordering::SeqCst);
         if epoch != 0 {
-            self.wake_epoch((epoch - 1) as u32);
+            self.clone().wake_epoch((epoch - 1) as u32);
         }
     }
 
@@ -360,7 +362,7 @@ impl Task {
         if self.park_token.swap(false, Ordering::SeqCst) {
             return;
         }
-        let parking = Parking::prepare_task(self);
+        let parking = Parking::prepare_task(self.clone());
         // Publish our epoch for `unpark`; the SeqCst store and load pair with unpark's
         // SeqCst store of the token and load of the epoch (Dekker): one of us sees the other.
         self.park_epoch
@@ -454,15 +456,15 @@ enum WakerKind {
 impl Waker {
     /// Wakes the parked coroutine or thread (at most once per park, whoever calls first).
     pub fn wake(self) {
-        self.wake_by_ref()
+        match self.kind {
+            WakerKind::Coroutine { task, epoch } => task.wake_epoch(epoch),
+            WakerKind::Thread(signal) => signal.notify(),
+        }
     }
 
     /// Like [`Waker::wake`] without consuming the waker.
     pub fn wake_by_ref(&self) {
-        match &self.kind {
-            WakerKind::Coroutine { task, epoch } => task.wake_epoch(*epoch),
-            WakerKind::Thread(signal) => signal.notify(),
-        }
+        self.clone().wake()
     }
 
     /// Whether two wakers wake the same park.
@@ -545,10 +547,7 @@ impl Parking {
     /// Step 1: announces that the current coroutine (or thread) is about to park.
     pub fn prepare() -> Parking {
         match context::task() {
-            Some(task) => {
-                let task = task.arc();
-                Parking::prepare_task(&task)
-            }
+            Some(task) => Parking::prepare_task(task.arc()),
             None => Parking {
                 kind: WakerKind::Thread(ThreadSignal::new()),
                 reason: WaitReason::Park,
@@ -556,17 +555,14 @@ impl Parking {
         }
     }
 
-    fn prepare_task(task: &Arc<Task>) -> Parking {
+    fn prepare_task(task: Arc<Task>) -> Parking {
         let current = task.state.load(Ordering::Relaxed);
         debug_assert_eq!(current & STATE_MASK, RUNNING, "coronet: double park");
         let epoch = epoch_of(current).wrapping_add(1);
         // Release: wakers that read this epoch (from a waker we publish afterwards) see it.
         task.state.store(pack(epoch, PARKING), Ordering::Release);
         Parking {
-            kind: WakerKind::Coroutine {
-                task: task.clone(),
-                epoch,
-            },
+            kind: WakerKind::Coroutine { task, epoch },
             reason: WaitReason::Park,
         }
     }

@@ -75,6 +75,13 @@ impl Selector {
     /// The owner ends the wait: the arm a counterpart completed, or `None` if the owner
     /// aborted it first (nobody can select it afterwards).
     pub(crate) fn finish(&self) -> Option<usize> {
+        // Decided already (the usual case after a wake-up): a token never changes once it
+        // left WAITING, so a load is enough (Acquire pairs with the winner's CAS).
+        match self.token.load(Ordering::Acquire) {
+            WAITING => {}
+            ABORTED => return None,
+            token => return Some(token - FIRST_ARM),
+        }
         match self
             .token
             .compare_exchange(WAITING, ABORTED, Ordering::AcqRel, Ordering::Acquire)
