@@ -362,7 +362,7 @@ impl Task {
         if self.park_token.swap(false, Ordering::SeqCst) {
             return;
         }
-        let parking = Parking::prepare_task(self.clone());
+        let parking = Parking::prepare_task(self);
         // Publish our epoch for `unpark`; the SeqCst store and load pair with unpark's
         // SeqCst store of the token and load of the epoch (Dekker): one of us sees the other.
         self.park_epoch
@@ -537,32 +537,46 @@ impl std::fmt::Debug for Waker {
 /// queue.push(parking.waker());      // publish
 /// if condition_already_met { parking.cancel() } else { parking.park() }
 /// ```
+///
+/// A `Parking` belongs to the coroutine (or thread) that prepared it: it is neither `Send`
+/// nor `Sync`. It holds no reference count on the coroutine (the running coroutine's task is
+/// alive while its code runs, and a parked one stays in the runtime's registry), so preparing
+/// and dropping it costs no atomic read-modify-write; each [`Parking::waker`] takes one.
 #[must_use = "a prepared park must be parked or cancelled"]
 pub struct Parking {
-    kind: WakerKind,
+    kind: ParkingKind,
     reason: WaitReason,
+}
+
+enum ParkingKind {
+    /// The running coroutine's task, borrowed for as long as its code runs.
+    Coroutine {
+        task: *const Task,
+        epoch: u32,
+    },
+    Thread(Arc<ThreadSignal>),
 }
 
 impl Parking {
     /// Step 1: announces that the current coroutine (or thread) is about to park.
     pub fn prepare() -> Parking {
         match context::task() {
-            Some(task) => Parking::prepare_task(task.arc()),
+            Some(task) => Parking::prepare_task(task),
             None => Parking {
-                kind: WakerKind::Thread(ThreadSignal::new()),
+                kind: ParkingKind::Thread(ThreadSignal::new()),
                 reason: WaitReason::Park,
             },
         }
     }
 
-    fn prepare_task(task: Arc<Task>) -> Parking {
+    fn prepare_task(task: &Task) -> Parking {
         let current = task.state.load(Ordering::Relaxed);
         debug_assert_eq!(current & STATE_MASK, RUNNING, "coronet: double park");
         let epoch = epoch_of(current).wrapping_add(1);
         // Release: wakers that read this epoch (from a waker we publish afterwards) see it.
         task.state.store(pack(epoch, PARKING), Ordering::Release);
         Parking {
-            kind: WakerKind::Coroutine { task, epoch },
+            kind: ParkingKind::Coroutine { task, epoch },
             reason: WaitReason::Park,
         }
     }
@@ -575,35 +589,56 @@ impl Parking {
 
     /// A waker for this park (step 2: publish it where the event will find it).
     pub fn waker(&self) -> Waker {
-        Waker {
-            kind: self.kind.clone(),
+        let kind = match &self.kind {
+            ParkingKind::Coroutine { epoch, .. } => WakerKind::Coroutine {
+                task: self.task().arc(),
+                epoch: *epoch,
+            },
+            ParkingKind::Thread(signal) => WakerKind::Thread(signal.clone()),
+        };
+        Waker { kind }
+    }
+
+    /// The coroutine's task. Panics for a thread's park (callers match first).
+    fn task(&self) -> &Task {
+        match self.kind {
+            // SAFETY: a `Parking` is neither Send nor Sync and is made by `prepare` on the
+            // running coroutine, so it is used only by that coroutine's code, while its task
+            // is alive: the worker running it holds a reference, and a parked task stays in
+            // the registry of live tasks until its coroutine returns (or is unwound at
+            // shutdown, which also runs on the coroutine).
+            ParkingKind::Coroutine { task, .. } => unsafe { &*task },
+            ParkingKind::Thread(_) => unreachable!("a thread's park has no task"),
         }
     }
 
     /// Whether this park runs on a coroutine (false: a plain thread).
     pub fn is_coroutine(&self) -> bool {
-        matches!(self.kind, WakerKind::Coroutine { .. })
+        matches!(self.kind, ParkingKind::Coroutine { .. })
     }
 
     /// Gives up the park (the condition was met after publishing). Wakers already published
     /// become stale and do nothing.
     pub fn cancel(self) {
-        if let WakerKind::Coroutine { task, epoch } = &self.kind {
-            task.state.store(pack(*epoch, RUNNING), Ordering::Release);
+        if let ParkingKind::Coroutine { epoch, .. } = self.kind {
+            self.task()
+                .state
+                .store(pack(epoch, RUNNING), Ordering::Release);
         }
     }
 
     /// Step 3: blocks until a waker of this park fires.
     pub fn park(self) {
         match &self.kind {
-            WakerKind::Coroutine { task, .. } => {
+            ParkingKind::Coroutine { .. } => {
+                let task = self.task();
                 // The whole cost of the dump's bookkeeping: two stores per park.
                 task.wait.store(self.reason.pack(), Ordering::Relaxed);
                 task.parked_at
                     .store(task.shared.coarse_now_ms(), Ordering::Relaxed);
                 task.suspend(Suspend::Park);
             }
-            WakerKind::Thread(signal) => {
+            ParkingKind::Thread(signal) => {
                 while !signal.is_notified() {
                     thread::park();
                 }
@@ -616,8 +651,8 @@ impl Parking {
     /// condition either way).
     pub fn park_until(mut self, deadline: Instant) -> bool {
         let shared = match &self.kind {
-            WakerKind::Coroutine { task, .. } => task.shared.clone(),
-            WakerKind::Thread(signal) => {
+            ParkingKind::Coroutine { .. } => self.task().shared.clone(),
+            ParkingKind::Thread(signal) => {
                 let signal = signal.clone();
                 while !signal.is_notified() {
                     let now = Instant::now();
