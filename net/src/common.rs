@@ -165,11 +165,14 @@ macro_rules! timeout_methods {
 
 /// `Read` and `Write` for a stream type and for a shared reference to it (as std), so one
 /// coroutine can read while another writes through the same handle.
+///
+/// `$read` is the socket's read method: `read_stream` for TCP (short reads drain the socket),
+/// `read` for others (a Unix stream read stops short at passed descriptors, with data left).
 macro_rules! stream_io {
-    ($ty:ident) => {
+    ($ty:ident, $read:ident) => {
         impl ::std::io::Read for $ty {
             fn read(&mut self, buf: &mut [u8]) -> ::std::io::Result<usize> {
-                self.socket.read(buf)
+                self.socket.$read(buf)
             }
 
             fn read_vectored(
@@ -182,7 +185,7 @@ macro_rules! stream_io {
 
         impl ::std::io::Read for &$ty {
             fn read(&mut self, buf: &mut [u8]) -> ::std::io::Result<usize> {
-                self.socket.read(buf)
+                self.socket.$read(buf)
             }
 
             fn read_vectored(

@@ -31,6 +31,11 @@ impl Socket {
         self.do_io(Interest::Read, |fd| sys::recv(fd, buf, false))
     }
 
+    /// Reads into `buf` from a TCP stream (`recv`); see [`Socket::do_stream_read`].
+    pub(crate) fn read_stream(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.do_stream_read(buf.len(), |fd| sys::recv(fd, buf, false))
+    }
+
     /// Reads into `buf` without consuming (`recv` with `MSG_PEEK`).
     pub(crate) fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.do_io(Interest::Read, |fd| sys::recv(fd, buf, true))

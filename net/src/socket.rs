@@ -240,7 +240,25 @@ impl Socket {
         interest: Interest,
         op: impl FnMut(RawFd) -> io::Result<R>,
     ) -> io::Result<R> {
-        self.io_loop(interest, OpDeadline::from_timeout(), op)
+        self.io_loop(interest, OpDeadline::from_timeout(), None, op)
+    }
+
+    /// [`Socket::do_io`] for a read from a TCP stream: a read that returns fewer bytes than
+    /// `len` (but not 0) drained the socket, so the next read waits for an event instead of
+    /// making a syscall that would fail with `EAGAIN` (`Registration::note_drained` says
+    /// when this holds).
+    pub(crate) fn do_stream_read(
+        &self,
+        len: usize,
+        op: impl FnMut(RawFd) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let drained = |n: &usize| *n > 0 && *n < len;
+        self.io_loop(
+            Interest::Read,
+            OpDeadline::from_timeout(),
+            Some(&drained),
+            op,
+        )
     }
 
     /// [`Socket::do_io`] with a fixed operation deadline (connect): `TimedOut` after it.
@@ -250,13 +268,21 @@ impl Socket {
         deadline: Option<Instant>,
         op: impl FnMut(RawFd) -> io::Result<R>,
     ) -> io::Result<R> {
-        self.io_loop(interest, OpDeadline::fixed(deadline, Expiry::Connect), op)
+        self.io_loop(
+            interest,
+            OpDeadline::fixed(deadline, Expiry::Connect),
+            None,
+            op,
+        )
     }
 
+    /// The loop behind every operation that may wait. `drained`, for TCP reads only, says
+    /// which results drained the socket (see [`Socket::do_stream_read`]).
     fn io_loop<R>(
         &self,
         interest: Interest,
         mut deadline: OpDeadline,
+        drained: Option<&dyn Fn(&R) -> bool>,
         mut op: impl FnMut(RawFd) -> io::Result<R>,
     ) -> io::Result<R> {
         let guard = self.op()?;
@@ -267,7 +293,20 @@ impl Socket {
             // Snapshot before the syscall: an event between its EAGAIN and the wait makes
             // the wait return at once (and stays exact with several waiters).
             let since = registration.readiness(interest);
-            match op(self.fd) {
+            let skip = drained.is_some()
+                && !self.nonblocking.load(Ordering::Relaxed)
+                && registration.is_drained(interest, since);
+            let attempt = match skip {
+                true => Err(io::ErrorKind::WouldBlock.into()),
+                false => op(self.fd),
+            };
+            match attempt {
+                Ok(value) => {
+                    if drained.is_some_and(|drained| drained(&value)) {
+                        registration.note_drained(interest, since);
+                    }
+                    break Ok(value);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if self.nonblocking.load(Ordering::Relaxed) {

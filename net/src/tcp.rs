@@ -209,7 +209,7 @@ impl TcpStream {
     timeout_methods!();
 }
 
-stream_io!(TcpStream);
+stream_io!(TcpStream, read_stream);
 
 impl fmt::Debug for TcpListener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -196,7 +196,7 @@ impl UnixStream {
     timeout_methods!();
 }
 
-stream_io!(UnixStream);
+stream_io!(UnixStream, read);
 
 impl UnixDatagram {
     /// Creates a datagram socket bound to the filesystem path `path`.

@@ -2,7 +2,7 @@
 //!
 //! * `new`: `epoll_create1(EPOLL_CLOEXEC)` and an `eventfd(EFD_CLOEXEC | EFD_NONBLOCK)`
 //!   registered level-triggered for `EPOLLIN` under the reserved wake token.
-//! * `register`: `EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET` with the token as `data.u64`.
+//! * `register`: `EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLRDHUP | EPOLLET` with the token as `data.u64`.
 //! * `select`: `epoll_wait` with the timeout rounded *up* to whole milliseconds (so it never
 //!   returns before the caller's deadline); the eventfd is drained when it fires.
 //! * `wake`: writes 1 to the eventfd (`EAGAIN`, a saturated counter, is a pending wake-up).
@@ -19,6 +19,9 @@ use crate::{Event, Token, WAKE_TOKEN};
 
 /// A file descriptor.
 pub type RawSource = RawFd;
+
+/// Urgent (out-of-band) TCP data is reported: `EPOLLPRI` is in the interest set.
+pub(crate) const REPORTS_PRIORITY: bool = true;
 
 /// The buffer `epoll_wait` fills.
 pub(crate) struct RawEvents {

@@ -63,6 +63,9 @@ use crate::{Event, Token};
 /// A socket.
 pub type RawSource = RawSocket;
 
+/// The AFD poll set used here does not include out-of-band data.
+pub(crate) const REPORTS_PRIORITY: bool = false;
+
 /// The ioctl that polls sockets (`afd.h`).
 const IOCTL_AFD_POLL: u32 = 0x0001_2024;
 /// The completion key of AFD's completions.

@@ -23,6 +23,9 @@ use crate::{Event, Token};
 /// A file descriptor.
 pub type RawSource = RawFd;
 
+/// kqueue's read filter does not say whether urgent data arrived.
+pub(crate) const REPORTS_PRIORITY: bool = false;
+
 /// The buffer `kevent` fills.
 pub(crate) struct RawEvents {
     buf: Vec<libc::kevent>,

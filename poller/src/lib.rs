@@ -132,6 +132,13 @@ compile_error!(
 /// (`std::os::fd::RawFd`), a socket on Windows (`std::os::windows::io::RawSocket`).
 pub use sys::RawSource;
 
+/// Whether this backend reports urgent (out-of-band) TCP data with [`Event::is_priority`].
+/// Where it does, a TCP read that returned fewer bytes than asked, with no event since and
+/// no priority, end-of-stream or error event ever, drained the socket: the next read can
+/// wait for an event instead of trying a syscall that would fail with `EAGAIN` (see
+/// `coronet_runtime::io::Registration::note_drained`). Linux only (epoll).
+pub const REPORTS_PRIORITY: bool = sys::REPORTS_PRIORITY;
+
 /// The caller's name for a registered source, handed back in every [`Event`] for it.
 ///
 /// `Token(usize::MAX)` is reserved for the poller's own wake-up and cannot be registered.
@@ -336,6 +343,7 @@ impl Event {
     pub(crate) const READ_CLOSED: u8 = 1 << 2;
     pub(crate) const WRITE_CLOSED: u8 = 1 << 3;
     pub(crate) const ERROR: u8 = 1 << 4;
+    pub(crate) const PRIORITY: u8 = 1 << 5;
 
     pub(crate) const fn new(token: Token, bits: u8) -> Event {
         Event { token, bits }
@@ -369,5 +377,11 @@ impl Event {
     /// The source has a pending error (the next syscall, or `SO_ERROR`, reports it).
     pub fn is_error(&self) -> bool {
         self.bits & Event::ERROR != 0
+    }
+
+    /// Urgent (out-of-band) TCP data arrived; a read stops short at its mark. Only where
+    /// [`REPORTS_PRIORITY`] is true; always false elsewhere.
+    pub fn is_priority(&self) -> bool {
+        self.bits & Event::PRIORITY != 0
     }
 }

@@ -108,6 +108,12 @@ struct DeadlineTimer {
 struct Waiters {
     /// Notifications so far (events, closes, deadlines); see [`Registration::readiness`].
     seq: AtomicU64,
+    /// `seq + 1` of the snapshot after which a syscall found the source drained
+    /// ([`Registration::note_drained`]); 0 for none.
+    drained: AtomicU64,
+    /// An event said end of stream, error or urgent data: drained-hints are ignored from
+    /// then on (a short read no longer proves the source empty).
+    no_hints: AtomicBool,
     word: AtomicUsize,
     has_overflow: AtomicBool,
     overflow: Mutex<Vec<Waker>>,
@@ -256,6 +262,10 @@ impl IoRegistry {
             return; // a stale event for a released descriptor
         }
         let error = event.is_error();
+        if event.is_read_closed() || error || event.is_priority() {
+            // Before the notification, so a reader woken by it sees the flag.
+            desc.reader.no_hints.store(true, Ordering::SeqCst);
+        }
         if event.is_readable() || event.is_read_closed() || error {
             desc.reader.notify(READY);
         }
@@ -375,8 +385,11 @@ impl Registration {
         let desc = registry.get(index).expect("allocated descriptor");
         let generation = desc.generation.load(Ordering::Acquire);
         desc.closing.store(false, Ordering::Release);
-        desc.reader.word.store(EMPTY, Ordering::Release);
-        desc.writer.word.store(EMPTY, Ordering::Release);
+        for waiters in [&desc.reader, &desc.writer] {
+            waiters.word.store(EMPTY, Ordering::Release);
+            waiters.drained.store(0, Ordering::Relaxed);
+            waiters.no_hints.store(false, Ordering::Release);
+        }
         desc.read_deadline.at.store(0, Ordering::Release);
         desc.write_deadline.at.store(0, Ordering::Release);
         let token = Token(((u64::from(generation) << 32) | u64::from(index)) as usize);
@@ -436,6 +449,38 @@ impl Registration {
     /// retries its syscall, so one edge that brings data for all of them wakes them all.
     pub fn readiness(&self, interest: Interest) -> Readiness {
         Readiness(self.desc().waiters(interest).seq.load(Ordering::SeqCst))
+    }
+
+    /// Records that a syscall for `interest`, made after the snapshot `since`, drained the
+    /// source: a TCP read that returned fewer bytes than asked (tokio does the same). Until
+    /// the next notification, [`Registration::is_drained`] says so, and the caller can wait
+    /// right away instead of making a syscall that fails with `EAGAIN`: that saves one of
+    /// the three syscalls of a request/response exchange.
+    ///
+    /// Only a hint, and only where the poller reports urgent data
+    /// ([`coronet_poller::REPORTS_PRIORITY`]): an event with end of stream, an error or urgent
+    /// data (the cases where a short read leaves bytes behind, or the next read must return
+    /// 0 or fail) turns hints off for the registration's life. Data that arrives after the
+    /// snapshot bumps the notification count, which ends the hint.
+    pub fn note_drained(&self, interest: Interest, since: Readiness) {
+        if coronet_poller::REPORTS_PRIORITY {
+            // Relaxed: a hint compared with the sequence number, which carries the ordering.
+            self.desc()
+                .waiters(interest)
+                .drained
+                .store(since.0 + 1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a syscall made after the snapshot `since` drained the source, with no
+    /// notification since ([`Registration::note_drained`]).
+    pub fn is_drained(&self, interest: Interest, since: Readiness) -> bool {
+        let waiters = self.desc().waiters(interest);
+        coronet_poller::REPORTS_PRIORITY
+            && waiters.drained.load(Ordering::Relaxed) == since.0 + 1
+            // SeqCst: the dispatcher sets `no_hints` before the notification that `since`
+            // may already count.
+            && !waiters.no_hints.load(Ordering::SeqCst)
     }
 
     /// Waits until a notification newer than `since` arrives for `interest` (then retry the

@@ -10,8 +10,9 @@ pub(crate) const EPOLLHUP: u32 = 0x010;
 pub(crate) const EPOLLRDHUP: u32 = 0x2000;
 pub(crate) const EPOLLET: u32 = 1 << 31;
 
-/// What [`Poller::register`](crate::Poller::register) asks for: Go's `netpollopen` set.
-pub(crate) const INTEREST: u32 = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+/// What [`Poller::register`](crate::Poller::register) asks for: Go's `netpollopen` set, plus
+/// `EPOLLPRI` so that urgent data is reported ([`crate::REPORTS_PRIORITY`]).
+pub(crate) const INTEREST: u32 = EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 
 /// Translates one `epoll_event` (its `events` and `data.u64`).
 ///
@@ -33,6 +34,9 @@ pub(crate) fn event_from_epoll(flags: u32, data: u64) -> Event {
     }
     if flags & EPOLLERR != 0 {
         bits |= Event::ERROR;
+    }
+    if flags & EPOLLPRI != 0 {
+        bits |= Event::PRIORITY;
     }
     // The data word holds the token the source was registered with, a `usize`.
     Event::new(Token(data as usize), bits)
@@ -75,6 +79,15 @@ mod tests {
     }
 
     #[test]
+    fn only_urgent_data_is_priority() {
+        assert!(event_from_epoll(EPOLLPRI, 1).is_priority());
+        assert!(event_from_epoll(EPOLLIN | EPOLLPRI, 1).is_priority());
+        for other in [EPOLLIN, EPOLLOUT, EPOLLRDHUP, EPOLLHUP, EPOLLERR] {
+            assert!(!event_from_epoll(other, 1).is_priority(), "{other:#x}");
+        }
+    }
+
+    #[test]
     fn space_is_writable_only() {
         assert_eq!(
             flags(event_from_epoll(EPOLLOUT, 1)),
@@ -103,8 +116,9 @@ mod tests {
     }
 
     #[test]
-    fn interest_is_gos_netpollopen_set() {
-        assert_eq!(INTEREST, 0x8000_2005);
+    fn interest_is_gos_netpollopen_set_plus_urgent_data() {
+        // Go: EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET; we add EPOLLPRI.
+        assert_eq!(INTEREST, 0x8000_2005 | 0x002);
     }
 
     #[test]
