@@ -542,6 +542,11 @@ impl std::fmt::Debug for Waker {
 /// nor `Sync`. It holds no reference count on the coroutine (the running coroutine's task is
 /// alive while its code runs, and a parked one stays in the runtime's registry), so preparing
 /// and dropping it costs no atomic read-modify-write; each [`Parking::waker`] takes one.
+///
+/// ```compile_fail
+/// fn send<T: Send>(_: T) {}
+/// send(coronet_runtime::Parking::prepare()); // a park cannot move to another thread
+/// ```
 #[must_use = "a prepared park must be parked or cancelled"]
 pub struct Parking {
     kind: ParkingKind,
