@@ -106,3 +106,76 @@ fn data_behind_urgent_data_is_read() {
         assert_eq!(received, b"abde");
     });
 }
+
+/// Many connections, each with a writer that sends chunks of varying size without waiting
+/// and a reader that checks every byte, through an echo server reading into a buffer that
+/// the chunks sometimes fill and sometimes do not: short and full reads, hints set and ended
+/// by new data all the time, on two workers. Bounded: 64 connections x 256 KiB.
+#[test]
+fn mixed_chunk_sizes_through_an_echo_server_lose_nothing() {
+    const CONNS: usize = 64;
+    const TOTAL: usize = 256 * 1024;
+    let _watchdog = util::watchdog("mixed_chunk_sizes", Duration::from_secs(120));
+    let rt = coronet::runtime::Builder::new().workers(2).build().unwrap();
+    let verified = rt.block_on(|| {
+        let listener = TcpListener::bind(util::LOCAL).unwrap();
+        let addr = listener.local_addr().unwrap();
+        coronet::spawn(move || {
+            for _ in 0..CONNS {
+                let (mut conn, _) = listener.accept().unwrap();
+                coronet::spawn(move || {
+                    let mut buf = [0u8; 1000];
+                    loop {
+                        match conn.read(&mut buf).unwrap() {
+                            0 => break,
+                            n => conn.write_all(&buf[..n]).unwrap(),
+                        }
+                    }
+                    conn.shutdown(Shutdown::Write).unwrap();
+                });
+            }
+        });
+        let clients: Vec<_> = (0..CONNS)
+            .map(|id| {
+                let mut writer = TcpStream::connect(addr).unwrap();
+                let mut reader = writer.try_clone().unwrap();
+                let seed = id as u64;
+                let sent = coronet::spawn(move || {
+                    let mut offset = 0;
+                    let mut size_state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+                    while offset < TOTAL {
+                        size_state ^= size_state << 13;
+                        size_state ^= size_state >> 7;
+                        size_state ^= size_state << 17;
+                        let len = (1 + size_state % 2500) as usize;
+                        let len = len.min(TOTAL - offset);
+                        writer
+                            .write_all(&util::pattern_at(seed, offset as u64, len))
+                            .unwrap();
+                        offset += len;
+                        if size_state % 7 == 0 {
+                            coronet::yield_now();
+                        }
+                    }
+                    writer.shutdown(Shutdown::Write).unwrap();
+                });
+                coronet::spawn(move || {
+                    let mut received = Vec::with_capacity(TOTAL);
+                    reader.read_to_end(&mut received).unwrap();
+                    sent.join().unwrap();
+                    assert_eq!(received.len(), TOTAL, "connection {id}: length");
+                    assert!(
+                        received == util::pattern_at(seed, 0, TOTAL),
+                        "connection {id}: wrong bytes"
+                    );
+                    received.len()
+                })
+            })
+            .collect();
+        clients
+            .into_iter()
+            .map(|c| c.join().unwrap())
+            .sum::<usize>()
+    });
+    assert_eq!(verified, CONNS * TOTAL);
+}
