@@ -33,7 +33,17 @@ const MAX_SPARE_WORKERS: usize = 64;
 
 static NEXT_TASK_ID: AtomicU64 = AtomicU64::new(1);
 
-/// The registry of live tasks (for shutdown and stats), sharded to keep spawn cheap.
+/// The registry of live tasks (for shutdown and dumps).
+///
+/// One shard per worker slot, plus one for spawns from outside the workers: a task goes into
+/// its spawner's shard, so a worker's spawns lock a mutex no other thread touches on that
+/// path. Removal is batched: a worker whose coroutine returned notes its slot
+/// ([`RetiredTasks`]) and takes a batch out of the registry at once (one lock per shard per
+/// batch), when the batch is full and before the worker sleeps or exits. Until then the
+/// entry holds the finished task; dumps skip finished tasks, and shutdown finds their
+/// coroutine gone. The live count comes from the spawn and completion counters instead.
+/// (Measured in docs/performance.md: a lock on a shared shard for the insert on one worker
+/// and the remove on another cost ~60 ns of a spawn+join.)
 pub(crate) struct Registry {
     shards: Box<[Mutex<Slab>]>,
 }
@@ -42,22 +52,60 @@ pub(crate) struct Registry {
 struct Slab {
     entries: Vec<Option<Arc<Task>>>,
     free: Vec<usize>,
-    live: usize,
 }
 
-const REGISTRY_SHARDS: usize = 16;
+/// A task's place in the registry, packed into `Task::registry_slot`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct RegistrySlot {
+    shard: u32,
+    index: u32,
+}
+
+impl RegistrySlot {
+    fn pack(self) -> usize {
+        ((self.shard as usize) << 32) | self.index as usize
+    }
+
+    fn unpack(word: usize) -> RegistrySlot {
+        RegistrySlot {
+            shard: (word >> 32) as u32,
+            index: word as u32,
+        }
+    }
+}
+
+/// A worker's finished tasks whose registry entries are not yet removed.
+pub(crate) struct RetiredTasks {
+    slots: Vec<RegistrySlot>,
+}
+
+/// Finished tasks a worker collects before it removes them from the registry at once.
+const RETIRE_BATCH: usize = 32;
+
+impl RetiredTasks {
+    pub(crate) fn new() -> RetiredTasks {
+        RetiredTasks {
+            slots: Vec::with_capacity(RETIRE_BATCH),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+}
 
 impl Registry {
-    fn new() -> Registry {
+    fn new(worker_slots: usize) -> Registry {
         Registry {
-            shards: (0..REGISTRY_SHARDS)
+            shards: (0..worker_slots + 1)
                 .map(|_| Mutex::new(Slab::default()))
                 .collect(),
         }
     }
 
-    fn insert(&self, task: &Arc<Task>) {
-        let shard = (task.id as usize) % REGISTRY_SHARDS;
+    /// Adds `task` to the shard of worker `worker` (`None`: spawned from outside).
+    fn insert(&self, task: &Arc<Task>, worker: Option<usize>) {
+        let shard = worker.unwrap_or(self.shards.len() - 1);
         let mut slab = self.shards[shard].lock().unwrap_or_else(|e| e.into_inner());
         let index = match slab.free.pop() {
             Some(index) => {
@@ -69,35 +117,58 @@ impl Registry {
                 slab.entries.len() - 1
             }
         };
-        slab.live += 1;
-        task.registry_slot.set(index);
+        drop(slab);
+        let slot = RegistrySlot {
+            shard: shard as u32,
+            index: u32::try_from(index).expect("fewer than 2^32 live coroutines per worker"),
+        };
+        task.registry_slot.set(slot.pack());
     }
 
-    pub(crate) fn remove(&self, task: &Task) {
-        let shard = (task.id as usize) % REGISTRY_SHARDS;
-        let index = task.registry_slot.get();
-        let mut slab = self.shards[shard].lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(entry) = slab.entries.get_mut(index) {
-            if entry.take().is_some() {
-                slab.free.push(index);
-                slab.live -= 1;
-            }
+    /// Notes that `task` (whose coroutine returned on this worker) may leave the registry;
+    /// removes a full batch.
+    pub(crate) fn retire(&self, task: &Task, retired: &mut RetiredTasks) {
+        retired
+            .slots
+            .push(RegistrySlot::unpack(task.registry_slot.get()));
+        if retired.slots.len() >= RETIRE_BATCH {
+            self.remove_retired(retired);
         }
     }
 
-    pub(crate) fn live(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).live)
-            .sum()
+    /// Removes the entries of `retired` (one lock per shard); the tasks are dropped after
+    /// the locks.
+    pub(crate) fn remove_retired(&self, retired: &mut RetiredTasks) {
+        retired.slots.sort_unstable();
+        let mut removed = Vec::with_capacity(retired.slots.len());
+        for group in retired.slots.chunk_by(|a, b| a.shard == b.shard) {
+            let mut slab = self.shards[group[0].shard as usize]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            for slot in group {
+                let index = slot.index as usize;
+                if let Some(task) = slab.entries.get_mut(index).and_then(Option::take) {
+                    slab.free.push(index);
+                    removed.push(task);
+                }
+            }
+        }
+        retired.slots.clear();
+        drop(removed);
     }
 
-    /// Every live task (dumps).
+    /// Every live task (dumps): finished ones waiting in a retired batch are left out.
     pub(crate) fn snapshot(&self) -> Vec<Arc<Task>> {
         let mut all = Vec::new();
         for shard in self.shards.iter() {
             let slab = shard.lock().unwrap_or_else(|e| e.into_inner());
-            all.extend(slab.entries.iter().flatten().cloned());
+            all.extend(
+                slab.entries
+                    .iter()
+                    .flatten()
+                    .filter(|task| !task.is_finished())
+                    .cloned(),
+            );
         }
         all
     }
@@ -108,7 +179,6 @@ impl Registry {
             let mut slab = shard.lock().unwrap_or_else(|e| e.into_inner());
             all.extend(slab.entries.drain(..).flatten());
             slab.free.clear();
-            slab.live = 0;
         }
         all
     }
@@ -369,7 +439,8 @@ impl Shared {
         let coro = Coro::with_stack(stack, move |yielder, _first: Resume| body.run(yielder));
         // SAFETY: the task is not queued or shared with any other thread yet.
         unsafe { task.set_coro(coro) };
-        self.registry.insert(&task);
+        self.registry
+            .insert(&task, worker.map(|worker| worker.index));
         let handle = JoinHandle::new(task.clone(), packet);
         match worker {
             Some(worker) => {
@@ -445,7 +516,9 @@ impl Shared {
             stats.spawned += c.spawned.load(Ordering::Relaxed);
             completed += c.completed.load(Ordering::Relaxed);
         }
-        stats.alive = self.registry.live() as u64;
+        // Exact once a join returned: the completion counter is bumped before the result is
+        // published. (Coroutines unwound at shutdown are never counted as completed.)
+        stats.alive = stats.spawned.saturating_sub(completed);
         stats.completed = completed;
         stats.idle_workers = self.idle.sleeping();
         stats.spinning_workers = self.idle.spinning();
@@ -477,12 +550,12 @@ impl<F: FnOnce() -> T, T> TaskBody<F, T> {
             return;
         }
         // Account for the task before its joiner can observe the result, so that stats read
-        // after `join` are exact. The worker still holds the task until the body returns.
-        task.shared.registry.remove(task);
+        // after `join` are exact. The worker still holds the task until the body returns,
+        // and the registry until the worker removes its batch of retired tasks.
         task.finished.store(true, Ordering::Release);
-        if let Some(worker) = context::worker() {
-            bump(&worker.slot().counters.completed);
-        }
+        let worker = context::worker().expect("coronet: a coroutine body runs on a worker");
+        bump(&worker.slot().counters.completed);
+        worker.retire(task);
         self.packet.complete(result);
     }
 }
@@ -629,7 +702,7 @@ impl Builder {
             last_poll_ms: AtomicU64::new(0),
             epoch: Instant::now(),
             io: IoRegistry::new(),
-            registry: Registry::new(),
+            registry: Registry::new(workers + MAX_SPARE_WORKERS),
             blocking: BlockingPool::new(),
             shutdown: AtomicBool::new(false),
             foreign_spawns: AtomicU64::new(0),

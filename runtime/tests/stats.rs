@@ -58,3 +58,26 @@ fn pending_timers_are_counted() {
     sleeper.join().unwrap();
     assert_eq!(rt.stats().timers, 0);
 }
+
+/// A finished coroutine leaves `alive` and the dump as soon as it is joined, although its
+/// worker removes finished coroutines from the registry in batches.
+#[test]
+fn finished_coroutines_leave_the_count_and_the_dump_at_once() {
+    let rt = Builder::new().workers(2).build().unwrap();
+    let dumped_finished = rt.block_on(|| {
+        let alive_before = coronet_runtime::runtime::stats().alive;
+        // Fewer than a removal batch, so their entries may still be in the registry.
+        let handles: Vec<_> = (0..10u64).map(|i| coronet_runtime::spawn(move || i)).collect();
+        let ids: Vec<_> = handles.iter().map(|h| h.coroutine().id()).collect();
+        for (i, h) in handles.into_iter().enumerate() {
+            assert_eq!(h.join().unwrap(), i as u64);
+        }
+        assert_eq!(coronet_runtime::runtime::stats().alive, alive_before);
+        coronet_runtime::runtime::dump()
+            .iter()
+            .filter(|c| ids.contains(&c.id))
+            .count()
+    });
+    assert_eq!(dumped_finished, 0, "joined coroutines listed in the dump");
+    assert_eq!(rt.stats().alive, 0);
+}
