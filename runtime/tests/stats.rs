@@ -67,7 +67,9 @@ fn finished_coroutines_leave_the_count_and_the_dump_at_once() {
     let dumped_finished = rt.block_on(|| {
         let alive_before = coronet_runtime::runtime::stats().alive;
         // Fewer than a removal batch, so their entries may still be in the registry.
-        let handles: Vec<_> = (0..10u64).map(|i| coronet_runtime::spawn(move || i)).collect();
+        let handles: Vec<_> = (0..10u64)
+            .map(|i| coronet_runtime::spawn(move || i))
+            .collect();
         let ids: Vec<_> = handles.iter().map(|h| h.coroutine().id()).collect();
         for (i, h) in handles.into_iter().enumerate() {
             assert_eq!(h.join().unwrap(), i as u64);
