@@ -554,12 +554,23 @@ pub struct Parking {
 }
 
 enum ParkingKind {
-    /// The running coroutine's task, borrowed for as long as its code runs.
-    Coroutine {
-        task: *const Task,
-        epoch: u32,
-    },
+    Coroutine { task: BorrowedTask, epoch: u32 },
     Thread(Arc<ThreadSignal>),
+}
+
+/// The running coroutine's task, borrowed without a reference count for as long as the
+/// `Parking` that holds it (which is neither `Send` nor `Sync`).
+struct BorrowedTask(*const Task);
+
+impl BorrowedTask {
+    fn get(&self) -> &Task {
+        // SAFETY: made by `Parking::prepare` on the running coroutine, and only reachable
+        // through that coroutine's `Parking`, which cannot leave its thread: it is used by
+        // that coroutine's code while its task is alive. The worker running the coroutine
+        // holds a reference, and a parked task stays in the registry of live tasks until its
+        // coroutine has returned (or was unwound at shutdown, which also runs on it).
+        unsafe { &*self.0 }
+    }
 }
 
 impl Parking {
@@ -581,7 +592,10 @@ impl Parking {
         // Release: wakers that read this epoch (from a waker we publish afterwards) see it.
         task.state.store(pack(epoch, PARKING), Ordering::Release);
         Parking {
-            kind: ParkingKind::Coroutine { task, epoch },
+            kind: ParkingKind::Coroutine {
+                task: BorrowedTask(task),
+                epoch,
+            },
             reason: WaitReason::Park,
         }
     }
@@ -595,26 +609,13 @@ impl Parking {
     /// A waker for this park (step 2: publish it where the event will find it).
     pub fn waker(&self) -> Waker {
         let kind = match &self.kind {
-            ParkingKind::Coroutine { epoch, .. } => WakerKind::Coroutine {
-                task: self.task().arc(),
+            ParkingKind::Coroutine { task, epoch } => WakerKind::Coroutine {
+                task: task.get().arc(),
                 epoch: *epoch,
             },
             ParkingKind::Thread(signal) => WakerKind::Thread(signal.clone()),
         };
         Waker { kind }
-    }
-
-    /// The coroutine's task. Panics for a thread's park (callers match first).
-    fn task(&self) -> &Task {
-        match self.kind {
-            // SAFETY: a `Parking` is neither Send nor Sync and is made by `prepare` on the
-            // running coroutine, so it is used only by that coroutine's code, while its task
-            // is alive: the worker running it holds a reference, and a parked task stays in
-            // the registry of live tasks until its coroutine returns (or is unwound at
-            // shutdown, which also runs on the coroutine).
-            ParkingKind::Coroutine { task, .. } => unsafe { &*task },
-            ParkingKind::Thread(_) => unreachable!("a thread's park has no task"),
-        }
     }
 
     /// Whether this park runs on a coroutine (false: a plain thread).
@@ -625,18 +626,18 @@ impl Parking {
     /// Gives up the park (the condition was met after publishing). Wakers already published
     /// become stale and do nothing.
     pub fn cancel(self) {
-        if let ParkingKind::Coroutine { epoch, .. } = self.kind {
-            self.task()
+        if let ParkingKind::Coroutine { task, epoch } = &self.kind {
+            task.get()
                 .state
-                .store(pack(epoch, RUNNING), Ordering::Release);
+                .store(pack(*epoch, RUNNING), Ordering::Release);
         }
     }
 
     /// Step 3: blocks until a waker of this park fires.
     pub fn park(self) {
         match &self.kind {
-            ParkingKind::Coroutine { .. } => {
-                let task = self.task();
+            ParkingKind::Coroutine { task, .. } => {
+                let task = task.get();
                 // The whole cost of the dump's bookkeeping: two stores per park.
                 task.wait.store(self.reason.pack(), Ordering::Relaxed);
                 task.parked_at
@@ -656,7 +657,7 @@ impl Parking {
     /// condition either way).
     pub fn park_until(mut self, deadline: Instant) -> bool {
         let shared = match &self.kind {
-            ParkingKind::Coroutine { .. } => self.task().shared.clone(),
+            ParkingKind::Coroutine { task, .. } => task.get().shared.clone(),
             ParkingKind::Thread(signal) => {
                 let signal = signal.clone();
                 while !signal.is_notified() {
