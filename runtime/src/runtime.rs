@@ -324,15 +324,16 @@ impl Shared {
                 return;
             }
         }
-        // A thread outside this runtime: keep the runtime alive past the push (the task,
-        // which holds it too, may be run and dropped by then). Rare: timers and I/O of a
-        // runtime are dispatched on its own threads.
-        let shared = task.shared.clone();
+        // Not one of its workers: the poll thread, the monitor's fallback poll, or a plain
+        // thread. The queue gets its own reference, and ours keeps the task (and with it the
+        // runtime) alive until the wake-up is done, as it may be run and dropped before that.
+        // (A clone of the runtime's `Arc` would do the same with a count every thread shares.)
+        let shared = &task.shared;
         if shared.is_shutdown() {
             // Nobody will run it; shutdown unwinds it from the registry.
             return;
         }
-        shared.injector.push(task);
+        shared.injector.push(task.clone());
         shared.notify_work();
     }
 
