@@ -138,7 +138,7 @@ fn thread_runnable(slot: &WorkerSlot) -> Option<bool> {
 }
 
 fn work_waiting(shared: &Shared) -> bool {
-    !shared.injector.is_empty() || shared.slots.iter().any(|slot| slot.has_work())
+    !shared.injector.is_empty() || shared.started_slots().iter().any(|slot| slot.has_work())
 }
 
 /// Starts a spare worker in a free slot; counts the hand-off.
@@ -149,6 +149,7 @@ fn start_spare(shared: &Arc<Shared>) -> Option<thread::JoinHandle<()>> {
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
     })?;
+    shared.note_slot_started(index);
     shared.spare_running.fetch_add(1, Ordering::Relaxed);
     shared.handoffs.fetch_add(1, Ordering::Relaxed);
     let spare_shared = shared.clone();

@@ -226,6 +226,11 @@ pub(crate) struct Shared {
     /// Monitor ticks during which a worker was busy in one coroutine (summed over workers).
     pub(crate) long_runners: AtomicU64,
     pub(crate) spare_running: AtomicUsize,
+    /// Slots that ever had a worker thread: `slots[..slots_started]` (the configured workers,
+    /// and spare slots up to the highest one the monitor ever started). Only those can hold
+    /// queued work, so the searches of idle workers stop there instead of visiting all
+    /// `MAX_SPARE_WORKERS` spare slots, each with a SeqCst fence in `Stealer::is_empty`.
+    slots_started: AtomicUsize,
     /// Workers that the monitor found stuck in one coroutine.
     pub(crate) stuck_workers: AtomicUsize,
     /// Milliseconds since `epoch`, advanced by the monitor every tick (park timestamps).
@@ -256,6 +261,18 @@ impl Shared {
     /// Active worker threads (configured plus running spares).
     pub(crate) fn active_workers(&self) -> usize {
         self.config.workers + self.spare_running.load(Ordering::Relaxed)
+    }
+
+    /// The slots that ever had a worker thread (see `slots_started`).
+    pub(crate) fn started_slots(&self) -> &[WorkerSlot] {
+        // SeqCst: a sleeper's final look (`any_work_visible`, after its SeqCst registration)
+        // must not miss a spare slot started before the spare's first wake-up check.
+        &self.slots[..self.slots_started.load(Ordering::SeqCst)]
+    }
+
+    /// Counts spare slot `index` as started, before its thread runs.
+    pub(crate) fn note_slot_started(&self, index: usize) {
+        self.slots_started.fetch_max(index + 1, Ordering::SeqCst);
     }
 
     /// A spare worker may retire once no worker is stuck.
@@ -711,6 +728,7 @@ impl Builder {
             handoffs: AtomicU64::new(0),
             long_runners: AtomicU64::new(0),
             spare_running: AtomicUsize::new(0),
+            slots_started: AtomicUsize::new(workers),
             stuck_workers: AtomicUsize::new(0),
             coarse_ms: AtomicU64::new(0),
         });

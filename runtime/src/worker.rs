@@ -23,7 +23,7 @@
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use corosensei::CoroutineResult;
 use crossbeam_deque::{Steal, Stealer, Worker};
@@ -38,8 +38,15 @@ use crate::task::{Resume, Suspend, Task};
 
 /// How many times in a row `runnext` may win over the local deque.
 const RUNNEXT_STREAK: u32 = 8;
-/// Rounds of stealing attempts a spinning worker makes before it sleeps.
+/// Stealing rounds of a spinning worker before it sleeps, and the time between two rounds
+/// (4 µs in all). A round visits every other started slot; spacing the rounds keeps the
+/// spinner off the victims' deque indices, cache lines their owners write on every push and
+/// pop. Measured on the two-worker echo benchmark (docs/performance.md, "Spinning"):
+/// back-to-back rounds for 8 µs, or rounds 1 µs apart for 16 or 48 µs, all cost more server
+/// CPU per round trip than these 4 µs; a shorter spin means more sleeps, and a producer
+/// that then has to wake its sibling with a syscall.
 const SPIN_ROUNDS: u32 = 16;
+const SPIN_INTERVAL: Duration = Duration::from_nanos(250);
 
 /// Per-worker counters, written only by the owning worker (plain load+store, no RMW),
 /// read by anyone for stats.
@@ -273,7 +280,7 @@ impl WorkerContext {
 
     /// Step 5: steal from the other active workers.
     fn steal(&self) -> Option<Arc<Task>> {
-        let slots = &self.shared.slots;
+        let slots = self.shared.started_slots();
         let start = (self.next_random() as usize) % slots.len();
         for offset in 0..slots.len() {
             let index = (start + offset) % slots.len();
@@ -312,7 +319,7 @@ impl WorkerContext {
         !self.shared.injector.is_empty()
             || self
                 .shared
-                .slots
+                .started_slots()
                 .iter()
                 .enumerate()
                 .any(|(index, slot)| index != self.index && slot.has_stealable_work())
@@ -380,13 +387,19 @@ impl WorkerContext {
                 spinning = self.shared.idle.try_spin(active);
             }
             if spinning {
-                for _ in 0..SPIN_ROUNDS {
+                let started = Instant::now();
+                for round in 1..=SPIN_ROUNDS {
                     if let Some(task) = self.steal() {
                         self.found(&mut spinning);
                         self.run_task(task);
                         continue 'schedule;
                     }
-                    std::hint::spin_loop();
+                    if round < SPIN_ROUNDS {
+                        let next_round = started + SPIN_INTERVAL * round;
+                        while Instant::now() < next_round {
+                            std::hint::spin_loop();
+                        }
+                    }
                 }
             }
             if self.slot().spare && self.shared.may_retire_spare() {
