@@ -5,7 +5,9 @@
 //! * `spawn`, `yield`, `pingpong`: nanoseconds per operation (spawn+join of one coroutine,
 //!   one yield, one channel round trip), measured after a warm-up of a tenth of `n`;
 //! * `park`: resident bytes per parked coroutine and the milliseconds taken to start them;
-//!   `PROGRESS <count>` lines come first, so a child killed by a limit shows how far it got.
+//!   `PROGRESS <count>` lines come first, so a child killed by a limit shows how far it got;
+//! * `floor touch <n>`: the machine's floor under `park`, milliseconds for a plain loop to
+//!   write once to each of `n` fresh pages (no runtime involved).
 //!
 //! The Go peer's twin of this file is bench/go/runtime.go.
 
@@ -18,7 +20,7 @@ use crate::util::{per_op, rss_bytes, time};
 
 pub fn run(args: &[String]) {
     let usage =
-        "usage: coronet-bench rt <coronet|may|tokio> <spawn|yield|pingpong|park> <n> <workers>";
+        "usage: coronet-bench rt <coronet|may|tokio> <spawn|yield|pingpong|park> <n> <workers>\n       coronet-bench rt floor touch <n> 1";
     let [peer, test, n, workers] = args else {
         eprintln!("{usage}");
         std::process::exit(2);
@@ -33,6 +35,7 @@ pub fn run(args: &[String]) {
         ("coronet", "yield") => Ok(vec![coronet_yield(n, workers)]),
         ("coronet", "pingpong") => Ok(vec![coronet_pingpong(n, workers)]),
         ("coronet", "park") => coronet_park(n as usize, workers),
+        ("floor", "touch") => floor_touch(n as usize),
         ("may", "spawn") => Ok(vec![may_spawn(n, workers)]),
         ("may", "yield") => Ok(vec![may_yield(n, workers)]),
         ("may", "pingpong") => Ok(vec![may_pingpong(n, workers)]),
@@ -192,6 +195,39 @@ fn coronet_park(n: usize, workers: usize) -> io::Result<Vec<f64>> {
         after.saturating_sub(before) as f64 / n as f64,
         spawn_ms,
     ])
+}
+
+/// Writes once to each of `n` fresh pages spaced like coronet's stacks (one 128 KiB stack
+/// each, the first frame at the top), as a plain loop: what starting `n` parked coroutines
+/// costs in page faults alone, whatever the runtime. Milliseconds.
+fn floor_touch(n: usize) -> io::Result<Vec<f64>> {
+    const STRIDE: usize = 128 * 1024;
+    let len = n
+        .checked_mul(STRIDE)
+        .ok_or_else(|| io::Error::other("page count too large"))?;
+    // SAFETY: a new private anonymous mapping at an address of the kernel's choice; nothing
+    // else refers to that range. The result is checked before use.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    let base = base.cast::<u8>();
+    let start = Instant::now();
+    for i in 0..n {
+        // SAFETY: `i * STRIDE + STRIDE - 64` < `n * STRIDE` = `len`: inside the mapping,
+        // which stays mapped until the process exits.
+        unsafe { base.add(i * STRIDE + STRIDE - 64).write_volatile(1) };
+    }
+    Ok(vec![start.elapsed().as_secs_f64() * 1e3])
 }
 
 // --- may -----------------------------------------------------------------------------

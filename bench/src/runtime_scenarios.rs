@@ -152,6 +152,20 @@ pub fn run(ctx: &mut Ctx) {
             }
         }
     }
+    // The floor under the largest count: the same number of fresh pages written by a plain
+    // loop, right after the peers, so it sees the machine's memory as they did.
+    let n_big = if quick { 100_000 } else { 1_000_000 };
+    if ctx.opts.wants("coronet") {
+        eprintln!("runtime park floor n={n_big}");
+        match child(ctx, "floor", "touch", n_big, 1) {
+            Ok(v) => ctx
+                .report
+                .put(format!("rt/park{n_big}-floor/floor"), &v[..1.min(v.len())]),
+            Err((_, e)) => ctx
+                .report
+                .note(format!("park floor x{n_big}: not measured: {e}")),
+        }
+    }
     // may's spawn+join keeps every stack of the count alive at once (all are spawned before
     // any runs) and needs two mappings per stack: raise the limit for it, as root.
     let needed = 2 * scale(1_000_000) + 100_000;
@@ -287,6 +301,21 @@ pub fn run(ctx: &mut Ctx) {
         &["coronet", "go", "may"],
         &park_rows,
     ));
+    if let Some(floor) = ctx.report.get(&format!("rt/park{n_big}-floor/floor")) {
+        let ratio = |peer: &str| {
+            ctx.report
+                .get(&format!("rt/park{n_big}-spawn/{peer}"))
+                .map_or("–".to_string(), |m| {
+                    format!("{:.2}x", m.median / floor.median)
+                })
+        };
+        text.push_str(&format!(
+            "\nThe machine's floor for the start time: a plain loop (`coronet-bench rt floor touch {n_big} 1`) wrote once to {n_big} fresh pages, one per 128 KiB as coronet's stacks lie, in {:.0} ms, right after the peers' runs. Start time over that floor: coronet {}, Go {} (Go touches about 0.7 page per goroutine, coronet about 1.1).\n",
+            floor.median,
+            ratio("coronet"),
+            ratio("go"),
+        ));
+    }
     text.push_str(&format!(
         "\nParked: coronet and may coroutines call `park()`, goroutines wait on one channel. RSS growth over the count, one run each, 2 workers. vm.max_map_count when the run started: {} (kernel default {KERNEL_DEFAULT_MAP_COUNT}); the harness raises it, as root, only for a peer that fails below it, and puts it back.\n",
         default_limit.map_or("unknown".to_string(), |l| l.to_string())
