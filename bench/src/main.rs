@@ -293,7 +293,9 @@ raise `vm.max_map_count` for the parked-coroutine counts that need it (it restor
 - **Same conditions for every peer**: the same worker count (GOMAXPROCS for Go, worker
   threads for tokio and may, epoll threads for the epoll loop; threads has a thread per
   connection), a fresh server per measurement, peers alternating within every repetition,
-  medians with min–max. Loopback only (127.0.0.1).
+  medians with min–max. Loopback only (127.0.0.1). The Rust peers (coronet, tokio, may,
+  threads, epoll) are one binary built with the workspace's release profile, which has one
+  codegen unit (docs/performance.md, "Measuring small differences").
 - **Two layouts.** shared: servers on all cores with as many workers, the load generator
   pinned to the last core. split: the server pinned alone to core 0 with one worker, the load
   generator on the last core.
