@@ -325,8 +325,9 @@ impl WorkerContext {
                 .any(|(index, slot)| index != self.index && slot.has_stealable_work())
     }
 
-    /// Runs `task` until it parks, yields or finishes.
-    fn run_task(&self, task: Arc<Task>) {
+    /// Runs `task` until it parks, yields or finishes; after a yield, goes on with the next
+    /// local coroutine without going back through the run loop.
+    fn run_task(&self, mut task: Arc<Task>) {
         let slot = self.slot();
         loop {
             self.current.set(Arc::as_ptr(&task));
@@ -345,7 +346,15 @@ impl WorkerContext {
             match result {
                 CoroutineResult::Yield(Suspend::Yield) => {
                     self.deque.push(task);
-                    return;
+                    if self.shared.is_shutdown() {
+                        return;
+                    }
+                    // The run loop's search without its other steps (none applies: this
+                    // worker is not spinning, and it just found work).
+                    match self.find_local() {
+                        Some(next) => task = next,
+                        None => return,
+                    }
                 }
                 CoroutineResult::Yield(Suspend::Park) => {
                     bump(&slot.counters.parks);

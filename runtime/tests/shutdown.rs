@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
+use std::time::Duration;
 
 use coronet_runtime::runtime::Builder;
 
@@ -45,6 +46,39 @@ fn dropping_the_runtime_unwinds_parked_coroutines() {
     assert_eq!(alive, 110);
     drop(rt);
     assert_eq!(dropped.load(Ordering::SeqCst), 110);
+}
+
+#[test]
+fn dropping_the_runtime_stops_coroutines_that_only_yield() {
+    let dropped = Arc::new(AtomicUsize::new(0));
+    // One worker, two coroutines that never park: the worker goes from one to the other at
+    // every yield without passing through its run loop, and must still notice the shutdown.
+    let rt = Builder::new().workers(1).build().unwrap();
+    let (started_tx, started_rx) = mpsc::channel();
+    for _ in 0..2 {
+        let guard = CountOnDrop(dropped.clone());
+        let started_tx = started_tx.clone();
+        rt.spawn(move || {
+            let _guard = guard;
+            started_tx.send(()).unwrap();
+            loop {
+                coronet_runtime::yield_now();
+            }
+        });
+    }
+    for _ in 0..2 {
+        started_rx.recv().unwrap();
+    }
+    // A hang fails the test instead of blocking the suite (the bound is for failure only).
+    let (dropped_tx, dropped_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        drop(rt);
+        dropped_tx.send(()).unwrap();
+    });
+    dropped_rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("dropping the runtime hung while its coroutines yielded");
+    assert_eq!(dropped.load(Ordering::SeqCst), 2);
 }
 
 #[test]
