@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use coronet_runtime::runtime::Builder;
+use coronet_runtime::runtime::{Builder, Runtime};
 
 struct CountOnDrop(Arc<AtomicUsize>);
 
@@ -14,22 +14,31 @@ impl Drop for CountOnDrop {
     }
 }
 
+/// Spawns `count` coroutines that each hold a `CountOnDrop`, say they started, then run
+/// `forever` (which never returns); waits until all have started.
+fn spawn_started(rt: &Runtime, dropped: &Arc<AtomicUsize>, count: usize, forever: fn()) {
+    let (started_tx, started_rx) = mpsc::channel();
+    for _ in 0..count {
+        let guard = CountOnDrop(dropped.clone());
+        let started_tx = started_tx.clone();
+        rt.spawn(move || {
+            let _guard = guard;
+            started_tx.send(()).unwrap();
+            forever();
+        });
+    }
+    for _ in 0..count {
+        started_rx.recv().unwrap();
+    }
+}
+
 #[test]
 fn dropping_the_runtime_unwinds_parked_coroutines() {
     let dropped = Arc::new(AtomicUsize::new(0));
     let rt = Builder::new().workers(2).build().unwrap();
-    let (parked_tx, parked_rx) = mpsc::channel();
-    for _ in 0..100 {
-        let guard = CountOnDrop(dropped.clone());
-        let parked_tx = parked_tx.clone();
-        rt.spawn(move || {
-            let _guard = guard;
-            parked_tx.send(()).unwrap();
-            loop {
-                coronet_runtime::park(); // nobody unparks: parked forever
-            }
-        });
-    }
+    spawn_started(&rt, &dropped, 100, || loop {
+        coronet_runtime::park(); // nobody unparks: parked forever
+    });
     // Never-started coroutines are dropped too.
     for _ in 0..10 {
         let guard = CountOnDrop(dropped.clone());
@@ -37,9 +46,6 @@ fn dropping_the_runtime_unwinds_parked_coroutines() {
             let _guard = guard;
             coronet_runtime::sleep(std::time::Duration::from_secs(3600));
         });
-    }
-    for _ in 0..100 {
-        parked_rx.recv().unwrap();
     }
     assert_eq!(dropped.load(Ordering::SeqCst), 0);
     let alive = rt.stats().alive;
@@ -54,21 +60,9 @@ fn dropping_the_runtime_stops_coroutines_that_only_yield() {
     // One worker, two coroutines that never park: the worker goes from one to the other at
     // every yield without passing through its run loop, and must still notice the shutdown.
     let rt = Builder::new().workers(1).build().unwrap();
-    let (started_tx, started_rx) = mpsc::channel();
-    for _ in 0..2 {
-        let guard = CountOnDrop(dropped.clone());
-        let started_tx = started_tx.clone();
-        rt.spawn(move || {
-            let _guard = guard;
-            started_tx.send(()).unwrap();
-            loop {
-                coronet_runtime::yield_now();
-            }
-        });
-    }
-    for _ in 0..2 {
-        started_rx.recv().unwrap();
-    }
+    spawn_started(&rt, &dropped, 2, || loop {
+        coronet_runtime::yield_now();
+    });
     // A hang fails the test instead of blocking the suite (the bound is for failure only).
     let (dropped_tx, dropped_rx) = mpsc::channel();
     std::thread::spawn(move || {
