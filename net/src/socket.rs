@@ -296,9 +296,10 @@ impl Socket {
             let skip = drained.is_some()
                 && !self.nonblocking.load(Ordering::Relaxed)
                 && registration.is_drained(interest, since);
-            let attempt = match skip {
-                true => Err(io::ErrorKind::WouldBlock.into()),
-                false => op(self.fd),
+            let attempt = if skip {
+                Err(io::ErrorKind::WouldBlock.into())
+            } else {
+                op(self.fd)
             };
             match attempt {
                 Ok(value) => {

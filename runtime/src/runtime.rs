@@ -62,11 +62,11 @@ pub(crate) struct RegistrySlot {
 }
 
 impl RegistrySlot {
-    fn pack(self) -> usize {
-        ((self.shard as usize) << 32) | self.index as usize
+    fn pack(self) -> u64 {
+        (u64::from(self.shard) << 32) | u64::from(self.index)
     }
 
-    fn unpack(word: usize) -> RegistrySlot {
+    fn unpack(word: u64) -> RegistrySlot {
         RegistrySlot {
             shard: (word >> 32) as u32,
             index: word as u32,

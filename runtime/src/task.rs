@@ -145,7 +145,7 @@ pub(crate) struct Task {
     /// Coroutine-local values, touched only by code running on this coroutine.
     pub(crate) locals: UnsafeCell<Vec<Option<Box<dyn Any>>>>,
     /// Slot in the runtime's registry of live tasks.
-    pub(crate) registry_slot: Cell<usize>,
+    pub(crate) registry_slot: Cell<u64>,
     /// What the coroutine waits on, a packed [`WaitReason`], written at park time.
     pub(crate) wait: AtomicU64,
     /// When it parked, in the runtime's coarse milliseconds (`Shared::coarse_now_ms`).
@@ -182,7 +182,7 @@ impl Task {
             park_epoch: AtomicU64::new(0),
             unwinding: AtomicBool::new(false),
             locals: UnsafeCell::new(Vec::new()),
-            registry_slot: Cell::new(usize::MAX),
+            registry_slot: Cell::new(u64::MAX),
             wait: AtomicU64::new(0),
             parked_at: AtomicU64::new(0),
             spawned_at,
@@ -563,12 +563,12 @@ enum ParkingKind {
 struct BorrowedTask(*const Task);
 
 impl BorrowedTask {
+    /// The pointer stays valid while the `Parking` lives: it was made by `Parking::prepare`
+    /// on the running coroutine, and that `Parking` cannot leave the coroutine's code. The
+    /// worker running the coroutine holds a reference, and a parked task stays in the
+    /// registry of live tasks until its coroutine returned or was unwound (on itself).
     fn get(&self) -> &Task {
-        // SAFETY: made by `Parking::prepare` on the running coroutine, and only reachable
-        // through that coroutine's `Parking`, which cannot leave its thread: it is used by
-        // that coroutine's code while its task is alive. The worker running the coroutine
-        // holds a reference, and a parked task stays in the registry of live tasks until its
-        // coroutine has returned (or was unwound at shutdown, which also runs on it).
+        // SAFETY: the task outlives the `Parking` that holds this pointer (see above).
         unsafe { &*self.0 }
     }
 }
