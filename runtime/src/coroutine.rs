@@ -7,16 +7,16 @@
 
 use std::fmt;
 use std::io;
+use std::marker::PhantomData;
 use std::num::NonZeroU64;
 use std::panic::Location;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::context;
-use crate::dump::WaitReason;
 use crate::runtime::{current_shared, Runtime};
-use crate::task::{Parking, Suspend, Task, Waker};
+use crate::task::{Parking, Suspend, Task};
 
 /// A handle to a coroutine, as [`std::thread::Thread`] is to a thread.
 #[derive(Clone)]
@@ -70,85 +70,32 @@ impl CoroutineId {
     }
 }
 
-/// Where a finished coroutine leaves its result for [`JoinHandle::join`].
-pub(crate) struct Packet<T> {
-    state: Mutex<PacketState<T>>,
-    /// The id of the coroutine that fills it (for the joiner's wait reason).
-    target: u64,
-}
-
-enum PacketState<T> {
-    Running(Option<Waker>),
-    Done(thread::Result<T>),
-    Taken,
-}
-
-impl<T> Packet<T> {
-    pub(crate) fn new(target: u64) -> Packet<T> {
-        Packet {
-            state: Mutex::new(PacketState::Running(None)),
-            target,
-        }
-    }
-
-    /// Called by the coroutine's body with its result; wakes the joiner.
-    pub(crate) fn complete(&self, result: thread::Result<T>) {
-        let previous = std::mem::replace(
-            &mut *self.state.lock().unwrap_or_else(|e| e.into_inner()),
-            PacketState::Done(result),
-        );
-        if let PacketState::Running(Some(waker)) = previous {
-            waker.wake();
-        }
-    }
-
-    fn is_done(&self) -> bool {
-        matches!(
-            *self.state.lock().unwrap_or_else(|e| e.into_inner()),
-            PacketState::Done(_)
-        )
-    }
-
-    fn join(&self) -> thread::Result<T> {
-        loop {
-            let parking = {
-                let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                match std::mem::replace(&mut *state, PacketState::Taken) {
-                    PacketState::Done(result) => return result,
-                    PacketState::Running(_) => {
-                        let parking = Parking::prepare().reason(WaitReason::Join {
-                            coroutine: self.target,
-                        });
-                        *state = PacketState::Running(Some(parking.waker()));
-                        parking
-                    }
-                    PacketState::Taken => unreachable!("a JoinHandle joins once"),
-                }
-            };
-            parking.park();
-        }
-    }
-}
-
 /// An owned permission to join a coroutine (wait for it to finish and take its result).
 /// Dropping it detaches the coroutine, which keeps running.
 pub struct JoinHandle<T> {
     coroutine: Coroutine,
-    packet: Arc<Packet<T>>,
+    /// The result's type; the result itself waits in the task (`Task::join`). Like std's
+    /// handle, this one is `Send` and `Sync` whatever `T` is: only `spawn`, which requires
+    /// `T: Send`, makes one.
+    result: PhantomData<fn() -> T>,
 }
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn new(task: Arc<Task>, packet: Arc<Packet<T>>) -> JoinHandle<T> {
+    /// The handle of `task`, spawned with a body that returns `T`.
+    pub(crate) fn new(task: Arc<Task>) -> JoinHandle<T> {
         JoinHandle {
             coroutine: Coroutine::from_task(task),
-            packet,
+            result: PhantomData,
         }
     }
 
     /// Waits for the coroutine to finish: parks the calling coroutine, or blocks the calling
     /// thread. A panic inside the coroutine comes back as `Err` with the panic payload.
     pub fn join(self) -> thread::Result<T> {
-        self.packet.join()
+        let task = &self.coroutine.task;
+        // SAFETY: `new`'s caller spawned the task with a `T` body; `join` consumes the
+        // handle, so it runs once (the drop that follows sees the value taken).
+        unsafe { task.join.join::<T>(task.id) }
     }
 
     /// The coroutine's handle.
@@ -158,7 +105,14 @@ impl<T> JoinHandle<T> {
 
     /// Whether the coroutine has finished.
     pub fn is_finished(&self) -> bool {
-        self.packet.is_done()
+        self.coroutine.task.join.is_complete()
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        // SAFETY: the task was spawned with a `T` body (see `new`); a handle drops once.
+        unsafe { self.coroutine.task.join.detach::<T>() };
     }
 }
 

@@ -54,6 +54,7 @@ pub mod coroutine;
 mod dump;
 mod idle;
 pub mod io;
+mod join;
 pub mod local;
 mod monitor;
 mod poll;

@@ -18,7 +18,7 @@ use crate::task::Task;
 
 static NEXT_INDEX: AtomicUsize = AtomicUsize::new(1);
 
-type Slots = Vec<Option<Box<dyn Any>>>;
+pub(crate) type Slots = Vec<Option<Box<dyn Any>>>;
 
 thread_local! {
     /// Values of plain threads (not coroutines).
@@ -102,8 +102,13 @@ impl<T: 'static> LocalKey<T> {
     pub fn with<R>(&'static self, f: impl FnOnce(&T) -> R) -> R {
         let index = self.index();
         let value: *const T = match context::task() {
-            // SAFETY: `locals` is only touched by code running on this coroutine.
-            Some(task) => unsafe { self.get_or_init(task.locals.get(), index) },
+            // SAFETY: `locals` is only touched by code running on this coroutine; the
+            // borrow of the slot ends before `get_or_init` runs.
+            Some(task) => unsafe {
+                let slots: *mut Slots =
+                    &mut **(*task.locals.get()).get_or_insert_with(Box::default);
+                self.get_or_init(slots, index)
+            },
             // SAFETY: `THREAD_SLOTS` is only touched by this thread.
             None => THREAD_SLOTS.with(|slots| unsafe { self.get_or_init(slots.get(), index) }),
         };
@@ -139,10 +144,9 @@ pub(crate) fn drop_locals(task: &Task) {
     loop {
         // SAFETY: called by the coroutine's own body as it finishes; the borrow ends before
         // the values' destructors run (they may create new values, hence the loop).
-        let values = std::mem::take(unsafe { &mut *task.locals.get() });
-        if values.is_empty() {
+        let Some(values) = (unsafe { &mut *task.locals.get() }).take() else {
             return;
-        }
+        };
         drop(values);
     }
 }

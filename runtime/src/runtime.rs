@@ -7,6 +7,7 @@
 //! only process-wide entry point is the lazily started default runtime.
 
 use std::io;
+use std::marker::PhantomData;
 use std::panic::Location;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,7 +20,7 @@ use once_cell::sync::OnceCell;
 
 use crate::blocking::BlockingPool;
 use crate::context;
-use crate::coroutine::{JoinHandle, Packet};
+use crate::coroutine::JoinHandle;
 use crate::idle::Idle;
 use crate::io::IoRegistry;
 use crate::stack;
@@ -448,18 +449,17 @@ impl Shared {
             name.map(String::into_boxed_str),
             spawned_at,
         ));
-        let packet = Arc::new(Packet::new(id));
         let body = TaskBody {
             task: Arc::as_ptr(&task),
-            packet: packet.clone(),
             f,
+            result: PhantomData,
         };
         let coro = Coro::with_stack(stack, move |yielder, _first: Resume| body.run(yielder));
         // SAFETY: the task is not queued or shared with any other thread yet.
         unsafe { task.set_coro(coro) };
         self.registry
             .insert(&task, worker.map(|worker| worker.index));
-        let handle = JoinHandle::new(task.clone(), packet);
+        let handle = JoinHandle::new(task.clone());
         match worker {
             Some(worker) => {
                 let counter = &worker.slot().counters.spawned;
@@ -547,13 +547,14 @@ impl Shared {
 /// The closure a task runs, with what it needs to report its result.
 struct TaskBody<F, T> {
     task: *const Task,
-    packet: Arc<Packet<T>>,
     f: F,
+    /// What `f` returns, to be left in the task's join slot.
+    result: PhantomData<fn() -> T>,
 }
 
-// SAFETY: `f` and `packet` are `Send` by the `spawn` bounds; `task` points to the task that
-// owns this body's coroutine, which outlives the body (the registry holds it until the
-// coroutine returns) and is `Sync`.
+// SAFETY: `f` is `Send` by the `spawn` bounds (and `T`, which the body sends to the joiner
+// through the task); `task` points to the task that owns this body's coroutine, which
+// outlives the body (the registry holds it until the coroutine returns) and is `Sync`.
 unsafe impl<F: Send, T: Send> Send for TaskBody<F, T> {}
 
 impl<F: FnOnce() -> T, T> TaskBody<F, T> {
@@ -574,7 +575,8 @@ impl<F: FnOnce() -> T, T> TaskBody<F, T> {
         let worker = context::worker().expect("coronet: a coroutine body runs on a worker");
         bump(&worker.slot().counters.completed);
         worker.retire(task);
-        self.packet.complete(result);
+        // SAFETY: the body completes once, with the `T` its `JoinHandle` was made for.
+        unsafe { task.join.complete::<T>(result) };
     }
 }
 

@@ -49,7 +49,6 @@
 //! Plain threads use the same API: `prepare` outside a coroutine makes a fresh
 //! [`ThreadSignal`], and `park` blocks the thread until its waker fires.
 
-use std::any::Any;
 use std::backtrace::Backtrace;
 use std::cell::{Cell, UnsafeCell};
 use std::panic::Location;
@@ -62,6 +61,8 @@ use corosensei::{Coroutine as RawCoroutine, Yielder};
 
 use crate::context;
 use crate::dump::WaitReason;
+use crate::join::JoinSlot;
+use crate::local::Slots;
 use crate::runtime::Shared;
 use crate::stack::PooledStack;
 use crate::timer::TimerAction;
@@ -142,8 +143,9 @@ pub(crate) struct Task {
     park_epoch: AtomicU64,
     /// Set while the runtime force-unwinds the coroutine at shutdown.
     pub(crate) unwinding: AtomicBool,
-    /// Coroutine-local values, touched only by code running on this coroutine.
-    pub(crate) locals: UnsafeCell<Vec<Option<Box<dyn Any>>>>,
+    /// Coroutine-local values, touched only by code running on this coroutine; boxed on
+    /// first use, so that a coroutine without locals carries one word for them.
+    pub(crate) locals: UnsafeCell<Option<Box<Slots>>>,
     /// Slot in the runtime's registry of live tasks.
     pub(crate) registry_slot: Cell<u64>,
     /// What the coroutine waits on, a packed [`WaitReason`], written at park time.
@@ -154,6 +156,8 @@ pub(crate) struct Task {
     pub(crate) spawned_at: &'static Location<'static>,
     /// Set when the body returned.
     pub(crate) finished: AtomicBool,
+    /// The body's result, for its `JoinHandle`.
+    pub(crate) join: JoinSlot,
 }
 
 // SAFETY: the `Cell`/`UnsafeCell` fields are only accessed by the thread that currently runs
@@ -181,12 +185,13 @@ impl Task {
             park_token: AtomicBool::new(false),
             park_epoch: AtomicU64::new(0),
             unwinding: AtomicBool::new(false),
-            locals: UnsafeCell::new(Vec::new()),
+            locals: UnsafeCell::new(None),
             registry_slot: Cell::new(u64::MAX),
             wait: AtomicU64::new(0),
             parked_at: AtomicU64::new(0),
             spawned_at,
             finished: AtomicBool::new(false),
+            join: JoinSlot::new(),
         }
     }
 
@@ -479,8 +484,9 @@ impl Waker {
         }
     }
 
-    /// Packs the waker into one word for an atomic slot (a PollDesc's reader or writer).
-    /// The word is never 0 or 1 (those are the slot's EMPTY and READY).
+    /// Packs the waker into one word for an atomic slot (a PollDesc's reader or writer, a
+    /// task's join slot). The word is an 8-aligned pointer with a tag in bit 0, so it is
+    /// never below 8: those small words are free for the slots' own states.
     pub(crate) fn into_raw(self) -> usize {
         match self.kind {
             // The epoch is not stored: a waker held in a single slot is that park's only

@@ -139,3 +139,77 @@ fn many_threads_call_run_at_once() {
         assert_eq!(thread.join().unwrap(), 499_500 + 1000 * t);
     }
 }
+
+/// A result that reports its drop; `Reported<0>` is two words (kept in place in the task),
+/// `Reported<8>` ten (boxed).
+struct Reported<const N: usize>(std::sync::mpsc::Sender<usize>, [u64; N]);
+
+impl<const N: usize> Drop for Reported<N> {
+    fn drop(&mut self) {
+        let _ = self.0.send(N);
+    }
+}
+
+/// The next drop reported on `rx`: `None` once every sender is gone; a leaked result (its
+/// sender never dropped) fails after a bound instead of hanging.
+fn next_drop(rx: &std::sync::mpsc::Receiver<usize>) -> Option<usize> {
+    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(n) => Some(n),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => None,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("a result was never dropped"),
+    }
+}
+
+/// The result of a coroutine whose handle is dropped is dropped exactly once, by whichever
+/// of the two lets go last, for results kept in place and boxed.
+#[test]
+fn an_unjoined_result_is_dropped_once_whoever_lets_go_last() {
+    fn check<const N: usize>() {
+        // The handle goes first: the finishing coroutine drops its own result.
+        let (dropped_tx, dropped_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = coronet_runtime::chan::bounded::<()>(1);
+        let handle = spawn(move || {
+            go_rx.recv().unwrap();
+            Reported(dropped_tx, [7; N])
+        });
+        drop(handle);
+        go_tx.send(()).unwrap();
+        assert_eq!(next_drop(&dropped_rx), Some(N));
+        assert_eq!(next_drop(&dropped_rx), None, "dropped twice");
+
+        // The coroutine finishes first: dropping the handle drops the stored result.
+        let (dropped_tx, dropped_rx) = std::sync::mpsc::channel();
+        let handle = spawn(move || Reported(dropped_tx, [7; N]));
+        while !handle.is_finished() {
+            std::thread::yield_now();
+        }
+        assert!(dropped_rx.try_recv().is_err(), "dropped before the handle");
+        drop(handle);
+        assert_eq!(next_drop(&dropped_rx), Some(N));
+        assert_eq!(next_drop(&dropped_rx), None, "dropped twice");
+    }
+    check::<0>();
+    check::<8>();
+}
+
+/// Joining hands the result over without dropping it, in place or boxed.
+#[test]
+fn a_joined_result_is_moved_out_not_dropped() {
+    let (dropped_tx, dropped_rx) = std::sync::mpsc::channel();
+    let small = spawn({
+        let tx = dropped_tx.clone();
+        move || Reported(tx, [])
+    });
+    let large = spawn(move || Reported(dropped_tx, [2; 8]));
+    let small = small.join().unwrap();
+    let large = large.join().unwrap();
+    assert!(
+        dropped_rx.try_recv().is_err(),
+        "a joined result was dropped"
+    );
+    assert_eq!(large.1, [2; 8]);
+    drop((small, large));
+    let mut seen: Vec<usize> = dropped_rx.iter().collect();
+    seen.sort_unstable();
+    assert_eq!(seen, [0, 8]);
+}
