@@ -96,9 +96,16 @@ impl JoinSlot {
         };
         match self.state.swap(finished, Ordering::AcqRel) {
             RUNNING => {}
-            // SAFETY: the handle is gone and saw the body running, so it did not touch the
-            // value; the body is the second party and moves it out (module docs).
-            DETACHED => unsafe { self.drop_value::<T>(finished) },
+            DETACHED => {
+                // The body runs this outside its `catch_unwind`: a result whose destructor
+                // panics must not unwind into the worker. The panic hook has reported it.
+                let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    // SAFETY: the handle is gone and saw the body running, so it did not
+                    // touch the value; the body is the second party and moves it out.
+                    unsafe { self.drop_value::<T>(finished) }
+                }));
+                drop(dropped);
+            }
             RETURNED | PANICKED | TAKEN => unreachable!("coronet: a coroutine finishes once"),
             // SAFETY: the word is the joiner's waker, put there by `join` with `into_raw`; the
             // swap took it out of the slot, so it is rebuilt exactly once, while the joiner

@@ -213,3 +213,79 @@ fn a_joined_result_is_moved_out_not_dropped() {
     seen.sort_unstable();
     assert_eq!(seen, [0, 8]);
 }
+
+/// A result whose destructor panics, dropped by its finishing coroutine because nobody holds
+/// the handle any more: the panic is reported and the same worker thread keeps serving (a
+/// dead worker would be replaced by a spare thread, which the thread ids tell apart).
+#[test]
+fn a_detached_result_that_panics_on_drop_leaves_the_worker_serving() {
+    struct PanicsOnDrop(std::sync::mpsc::Sender<std::thread::ThreadId>);
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.send(std::thread::current().id());
+            panic!("a result that panics on drop");
+        }
+    }
+    let rt = coronet_runtime::runtime::Builder::new()
+        .workers(1)
+        .build()
+        .unwrap();
+    let (thread_tx, thread_rx) = std::sync::mpsc::channel();
+    let (go_tx, go_rx) = coronet_runtime::chan::bounded::<()>(1);
+    let result_tx = thread_tx.clone();
+    drop(rt.spawn(move || {
+        go_rx.recv().unwrap();
+        PanicsOnDrop(result_tx)
+    }));
+    go_tx.send(()).unwrap();
+    let bound = std::time::Duration::from_secs(60);
+    let dropped_on = thread_rx.recv_timeout(bound).unwrap();
+    drop(rt.spawn(move || thread_tx.send(std::thread::current().id()).unwrap()));
+    assert_eq!(thread_rx.recv_timeout(bound).unwrap(), dropped_on);
+}
+
+/// A coroutine-local value whose destructor panics as its coroutine finishes: the panic is
+/// reported, the joiner still gets the body's result, the other values are dropped, and the
+/// same worker thread keeps serving.
+#[test]
+fn a_local_that_panics_on_drop_leaves_the_worker_serving() {
+    struct PanicsOnDrop;
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            panic!("a coroutine-local that panics on drop");
+        }
+    }
+    struct Reports(Option<std::sync::mpsc::Sender<&'static str>>);
+    impl Drop for Reports {
+        fn drop(&mut self) {
+            if let Some(tx) = self.0.take() {
+                let _ = tx.send("dropped");
+            }
+        }
+    }
+    coronet_runtime::coroutine_local! {
+        static FIRST: std::cell::RefCell<Option<PanicsOnDrop>> = std::cell::RefCell::new(None);
+        static SECOND: std::cell::RefCell<Reports> = std::cell::RefCell::new(Reports(None));
+    }
+    let rt = coronet_runtime::runtime::Builder::new()
+        .workers(1)
+        .build()
+        .unwrap();
+    let (dropped_tx, dropped_rx) = std::sync::mpsc::channel();
+    let first = rt.spawn(move || {
+        FIRST.with(|v| *v.borrow_mut() = Some(PanicsOnDrop));
+        SECOND.with(|v| v.borrow_mut().0 = Some(dropped_tx));
+        std::thread::current().id()
+    });
+    // Joined from a plain thread, so that a body that never completes fails the test.
+    let (joined_tx, joined_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || joined_tx.send(first.join().ok()));
+    let bound = std::time::Duration::from_secs(60);
+    let ran_on = joined_rx
+        .recv_timeout(bound)
+        .expect("the coroutine completes")
+        .expect("the body's result, not the local's panic");
+    assert_eq!(dropped_rx.recv_timeout(bound), Ok("dropped"));
+    let second = rt.spawn(|| std::thread::current().id());
+    assert_eq!(second.join().unwrap(), ran_on);
+}
