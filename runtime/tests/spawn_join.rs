@@ -289,3 +289,35 @@ fn a_local_that_panics_on_drop_leaves_the_worker_serving() {
     let second = rt.spawn(|| std::thread::current().id());
     assert_eq!(second.join().unwrap(), ran_on);
 }
+
+/// Joiners publishing their waker race the coroutine finishing on another worker, from
+/// coroutines and from plain threads, with results kept in place and boxed.
+#[test]
+fn joins_racing_completion_get_every_result() {
+    let rt = coronet_runtime::runtime::Builder::new()
+        .workers(2)
+        .build()
+        .unwrap();
+    let rt = Arc::new(rt);
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            let rt = rt.clone();
+            std::thread::spawn(move || {
+                for i in 0..10_000u64 {
+                    // A plain-thread joiner, with a one-word result.
+                    assert_eq!(rt.spawn(move || t * i).join().unwrap(), t * i);
+                }
+                // A coroutine joiner, with a boxed result.
+                rt.block_on(move || {
+                    for i in 0..10_000u64 {
+                        let child = spawn(move || [t, i, t + i, 7]);
+                        assert_eq!(child.join().unwrap(), [t, i, t + i, 7]);
+                    }
+                });
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+}
