@@ -40,7 +40,7 @@
 //! * Do not hold a `std::sync::Mutex` across a parking call: another coroutine on the same
 //!   worker may need it. Use coronet's locks.
 //! * There is no preemption: a coroutine that loops or blocks its thread keeps its worker.
-//!   Use [`blocking`] for blocking calls; the monitor starts spare workers meanwhile so other
+//!   Use [`blocking()`] for blocking calls; the monitor starts spare workers meanwhile so other
 //!   coroutines keep running.
 
 #![warn(missing_docs)]

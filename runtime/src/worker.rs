@@ -2,7 +2,8 @@
 //!
 //! Each worker owns a FIFO deque (crossbeam `Worker`) and a `runnext` slot (Go's runnext: a
 //! coroutine woken or spawned by the running one runs next, keeping producer/consumer pairs
-//! on one cache). The search order of [`WorkerContext::find_task`]:
+//! on one cache). The search order ([`WorkerContext::find_local`] for steps 1 to 4,
+//! [`WorkerContext::steal`] for step 5):
 //!
 //! 1. every 61st schedule, the injector first, so it cannot starve (Go: `schedtick % 61`);
 //! 2. `runnext` (at most [`RUNNEXT_STREAK`] times in a row, so a ping-pong pair cannot starve

@@ -1,5 +1,5 @@
 //! [`Condvar`]: Go's `sync.Cond` with the API of `std::sync::Condvar`, over coronet's
-//! [`Mutex`].
+//! [`Mutex`](crate::sync::Mutex).
 //!
 //! A waiter links itself into the condvar's queue *before* it releases the mutex (Go's
 //! `notifyListAdd` before `Unlock`), so a notification sent by anyone who locked the mutex
