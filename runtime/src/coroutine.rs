@@ -90,7 +90,10 @@ impl<T> JoinHandle<T> {
     }
 
     /// Waits for the coroutine to finish: parks the calling coroutine, or blocks the calling
-    /// thread. A panic inside the coroutine comes back as `Err` with the panic payload.
+    /// thread. A panic inside the coroutine comes back as `Err` with the panic payload. A
+    /// coroutine that its runtime's shutdown unwound before it finished comes back as `Err`
+    /// with the `&'static str` payload "coronet: the runtime was shut down before the
+    /// coroutine finished".
     pub fn join(self) -> thread::Result<T> {
         let task = &self.coroutine.task;
         // SAFETY: `new`'s caller spawned the task with a `T` body; `join` consumes the

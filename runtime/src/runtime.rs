@@ -452,7 +452,10 @@ impl Shared {
         let body = TaskBody {
             task: Arc::as_ptr(&task),
             f,
-            result: PhantomData,
+            unreported: Unreported {
+                task: Arc::as_ptr(&task),
+                result: PhantomData,
+            },
         };
         let coro = Coro::with_stack(stack, move |yielder, _first: Resume| body.run(yielder));
         // SAFETY: the task is not queued or shared with any other thread yet.
@@ -544,17 +547,23 @@ impl Shared {
     }
 }
 
+/// The panic payload `JoinHandle::join` returns for a coroutine that the runtime's shutdown
+/// unwound before it finished.
+pub(crate) const SHUT_DOWN_BEFORE_FINISHING: &str =
+    "coronet: the runtime was shut down before the coroutine finished";
+
 /// The closure a task runs, with what it needs to report its result.
 struct TaskBody<F, T> {
     task: *const Task,
     f: F,
-    /// What `f` returns, to be left in the task's join slot.
-    result: PhantomData<fn() -> T>,
+    /// Completes the join slot if the body never does (`f` returns a `T`).
+    unreported: Unreported<T>,
 }
 
 // SAFETY: `f` is `Send` by the `spawn` bounds (and `T`, which the body sends to the joiner
-// through the task); `task` points to the task that owns this body's coroutine, which
-// outlives the body (the registry holds it until the coroutine returns) and is `Sync`.
+// through the task); `task` (and `unreported.task`) point to the task that owns this body's
+// coroutine, which outlives the body (the registry holds it until the coroutine returns or
+// is unwound) and is `Sync`.
 unsafe impl<F: Send, T: Send> Send for TaskBody<F, T> {}
 
 impl<F: FnOnce() -> T, T> TaskBody<F, T> {
@@ -565,7 +574,8 @@ impl<F: FnOnce() -> T, T> TaskBody<F, T> {
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(self.f));
         crate::local::drop_locals(task);
         if task.unwinding.load(Ordering::Acquire) {
-            // Forced unwind at shutdown: the joiner (if any) is gone with the runtime.
+            // Forced unwind at shutdown, on the thread dropping the runtime: `unreported`
+            // reports it as it drops (the unwind's own payload is corosensei's).
             return;
         }
         // Account for the task before its joiner can observe the result, so that stats read
@@ -575,8 +585,31 @@ impl<F: FnOnce() -> T, T> TaskBody<F, T> {
         let worker = context::worker().expect("coronet: a coroutine body runs on a worker");
         bump(&worker.slot().counters.completed);
         worker.retire(task);
-        // SAFETY: the body completes once, with the `T` its `JoinHandle` was made for.
+        std::mem::forget(self.unreported);
+        // SAFETY: the body completes once (`unreported` is disarmed), with the `T` its
+        // `JoinHandle` was made for.
         unsafe { task.join.complete::<T>(result) };
+    }
+}
+
+/// Part of a task's body that reports, when dropped, that the coroutine will not finish: the
+/// runtime's shutdown unwound it, or dropped it before it first ran. A joiner on a plain
+/// thread or on another runtime is still waiting then, and gets an error instead of waiting
+/// forever (a joiner on this runtime is being unwound as well, or dropped its handle). A
+/// body that finishes disarms it with `mem::forget` and completes with its result.
+struct Unreported<T> {
+    task: *const Task,
+    result: PhantomData<fn() -> T>,
+}
+
+impl<T> Drop for Unreported<T> {
+    fn drop(&mut self) {
+        // SAFETY: the task outlives its coroutine's body, which owns this (see `TaskBody`).
+        let task = unsafe { &*self.task };
+        let payload: Box<dyn std::any::Any + Send> = Box::new(SHUT_DOWN_BEFORE_FINISHING);
+        // SAFETY: the body never completed (it disarms this when it does), so this is the
+        // one completion, with the `T` the task's `JoinHandle` was made for.
+        unsafe { task.join.complete::<T>(Err(payload)) };
     }
 }
 

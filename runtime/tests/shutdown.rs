@@ -98,3 +98,98 @@ fn spawn_after_shutdown_is_an_error_not_a_hang() {
     rx.recv().unwrap();
     drop(rt);
 }
+
+/// The error a join returns for a coroutine that the shutdown unwound.
+fn is_shutdown_error(result: std::thread::Result<()>) -> bool {
+    match result {
+        Ok(()) => false,
+        Err(payload) => {
+            payload.downcast_ref::<&str>()
+                == Some(&"coronet: the runtime was shut down before the coroutine finished")
+        }
+    }
+}
+
+#[test]
+fn joiners_outside_the_runtime_get_an_error_when_it_shuts_down() {
+    let rt = Builder::new().workers(1).build().unwrap();
+    let (results_tx, results_rx) = mpsc::channel();
+    let mut joiners = Vec::new();
+    // A parked coroutine (it said so), joined by a plain thread.
+    let (started_tx, started_rx) = mpsc::channel();
+    let parked = rt.spawn(move || {
+        started_tx.send(()).unwrap();
+        loop {
+            coronet_runtime::park();
+        }
+    });
+    started_rx.recv().unwrap();
+    {
+        let results_tx = results_tx.clone();
+        joiners.push(std::thread::spawn(move || {
+            results_tx.send(is_shutdown_error(parked.join())).unwrap()
+        }));
+    }
+    // Coroutines that may or may not have run by the time the runtime goes (parked forever,
+    // or dropped before their first run), joined by plain threads and by a coroutine of
+    // another runtime.
+    let other = Builder::new().workers(1).build().unwrap();
+    for i in 0..50 {
+        let handle = rt.spawn(|| loop {
+            coronet_runtime::park();
+        });
+        let results_tx = results_tx.clone();
+        if i == 0 {
+            other.spawn(move || results_tx.send(is_shutdown_error(handle.join())).unwrap());
+        } else {
+            joiners.push(std::thread::spawn(move || {
+                results_tx.send(is_shutdown_error(handle.join())).unwrap()
+            }));
+        }
+    }
+    drop(results_tx);
+    drop(rt);
+    // A joiner still waiting fails the test after the bound instead of hanging the suite.
+    for _ in 0..51 {
+        let result = results_rx.recv_timeout(Duration::from_secs(60));
+        assert_eq!(result, Ok(true), "a joiner got no error, or none in time");
+    }
+    for joiner in joiners {
+        joiner.join().unwrap();
+    }
+}
+
+#[test]
+fn joiners_of_coroutines_that_never_ran_get_an_error_at_shutdown() {
+    // One worker, busy with a coroutine that spawns children (queued behind it on the same
+    // worker) and then drops the runtime itself: the children never run.
+    let holder = Arc::new(std::sync::Mutex::new(Some(
+        Builder::new().workers(1).build().unwrap(),
+    )));
+    let (handles_tx, handles_rx) = mpsc::channel();
+    let spawner = {
+        let holder = holder.clone();
+        move || {
+            for _ in 0..10 {
+                handles_tx
+                    .send(coronet_runtime::spawn(|| loop {
+                        coronet_runtime::park();
+                    }))
+                    .unwrap();
+            }
+            // Dropped on its own coroutine, the runtime finishes shutting down on another
+            // thread once this coroutine returns its worker.
+            drop(holder.lock().unwrap().take());
+        }
+    };
+    holder.lock().unwrap().as_ref().unwrap().spawn(spawner);
+    let (results_tx, results_rx) = mpsc::channel();
+    for handle in handles_rx.iter().take(10) {
+        let results_tx = results_tx.clone();
+        std::thread::spawn(move || results_tx.send(is_shutdown_error(handle.join())).unwrap());
+    }
+    for _ in 0..10 {
+        let result = results_rx.recv_timeout(Duration::from_secs(60));
+        assert_eq!(result, Ok(true), "a joiner got no error, or none in time");
+    }
+}
