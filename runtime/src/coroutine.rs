@@ -94,8 +94,15 @@ impl<T> JoinHandle<T> {
     /// coroutine that its runtime's shutdown unwound before it finished comes back as `Err`
     /// with the `&'static str` payload "coronet: the runtime was shut down before the
     /// coroutine finished".
+    ///
+    /// # Panics
+    /// If called by the coroutine itself (it would wait for itself forever), as std's
+    /// `JoinHandle::join` panics when a thread joins itself.
     pub fn join(self) -> thread::Result<T> {
         let task = &self.coroutine.task;
+        if context::task().is_some_and(|current| std::ptr::eq(current, &**task)) {
+            panic!("coronet: a coroutine cannot join itself (it would wait forever)");
+        }
         // SAFETY: `new`'s caller spawned the task with a `T` body; `join` consumes the
         // handle, so it runs once (the drop that follows sees the value taken).
         unsafe { task.join.join::<T>(task.id) }

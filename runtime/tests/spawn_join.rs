@@ -321,3 +321,31 @@ fn joins_racing_completion_get_every_result() {
         thread.join().unwrap();
     }
 }
+
+/// A coroutine that joins its own handle panics (as a thread joining itself does in std)
+/// instead of waiting for itself forever.
+#[test]
+fn a_coroutine_joining_itself_panics_instead_of_hanging() {
+    let (handle_tx, handle_rx) = coronet_runtime::chan::bounded::<coroutine::JoinHandle<()>>(1);
+    let (outcome_tx, outcome_rx) = std::sync::mpsc::channel();
+    let handle = spawn(move || {
+        let own = handle_rx.recv().unwrap();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| own.join()));
+        let message = match outcome {
+            Ok(_) => "returned".to_string(),
+            Err(payload) => payload
+                .downcast_ref::<&str>()
+                .map_or("another panic", |m| m)
+                .to_string(),
+        };
+        outcome_tx.send(message).unwrap();
+    });
+    handle_tx.send(handle).unwrap();
+    let message = outcome_rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the self-join neither panicked nor returned");
+    assert_eq!(
+        message,
+        "coronet: a coroutine cannot join itself (it would wait forever)"
+    );
+}
