@@ -596,7 +596,8 @@ impl<F: FnOnce() -> T, T> TaskBody<F, T> {
 /// runtime's shutdown unwound it, or dropped it before it first ran. A joiner on a plain
 /// thread or on another runtime is still waiting then, and gets an error instead of waiting
 /// forever (a joiner on this runtime is being unwound as well, or dropped its handle). A
-/// body that finishes disarms it with `mem::forget` and completes with its result.
+/// body that finishes disarms it with `mem::forget` and completes with its result. (Were a
+/// panic ever to escape the body's own `catch_unwind`, the joiner would learn that too.)
 struct Unreported<T> {
     task: *const Task,
     result: PhantomData<fn() -> T>,
@@ -606,7 +607,11 @@ impl<T> Drop for Unreported<T> {
     fn drop(&mut self) {
         // SAFETY: the task outlives its coroutine's body, which owns this (see `TaskBody`).
         let task = unsafe { &*self.task };
-        let payload: Box<dyn std::any::Any + Send> = Box::new(SHUT_DOWN_BEFORE_FINISHING);
+        let payload: Box<dyn std::any::Any + Send> = if task.unwinding.load(Ordering::Acquire) {
+            Box::new(SHUT_DOWN_BEFORE_FINISHING)
+        } else {
+            Box::new("coronet: the coroutine ended without a result (a panic left its body)")
+        };
         // SAFETY: the body never completed (it disarms this when it does), so this is the
         // one completion, with the `T` the task's `JoinHandle` was made for.
         unsafe { task.join.complete::<T>(Err(payload)) };
