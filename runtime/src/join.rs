@@ -20,8 +20,8 @@
 //! | `RETURNED`/`PANICKED`| `DETACHED`             | the handle's drop   | it drops the value        |
 //! | `DETACHED`           | `RETURNED`/`PANICKED`  | the body            | it drops its own value    |
 //!
-//! A waker word is a [`Waker::into_raw`] word: a pointer to an 8-aligned allocation (with
-//! the thread tag in bit 0), so it is never one of the small constants below.
+//! A waker word is a [`Waker::into_raw`] word: the address of a heap allocation (with the
+//! thread tag in bit 0), so it is never one of the small constants below.
 //!
 //! The value is written only by the body, before its swap publishes it (release), and moved
 //! out exactly once: by whichever of the body and the handle makes the *second* of the two

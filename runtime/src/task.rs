@@ -485,8 +485,8 @@ impl Waker {
     }
 
     /// Packs the waker into one word for an atomic slot (a PollDesc's reader or writer, a
-    /// task's join slot). The word is an 8-aligned pointer with a tag in bit 0, so it is
-    /// never below 8: those small words are free for the slots' own states.
+    /// task's join slot). The word is the address of a heap allocation (aligned, with a tag
+    /// in bit 0), never a small number: words below 8 are free for the slots' own states.
     pub(crate) fn into_raw(self) -> usize {
         match self.kind {
             // The epoch is not stored: a waker held in a single slot is that park's only
