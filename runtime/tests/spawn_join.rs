@@ -363,3 +363,17 @@ fn a_coroutine_joining_itself_panics_instead_of_hanging() {
         "coronet: a coroutine cannot join itself (it would wait forever)"
     );
 }
+
+/// As std's, a join handle can be sent and shared whatever its result type (a `Cell` is
+/// `Send` but not `Sync`): only `spawn`, which requires a `Send` result, makes one.
+#[test]
+fn join_handles_are_send_and_sync() {
+    fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<coroutine::JoinHandle<std::cell::Cell<u8>>>();
+    send_and_sync::<coroutine::JoinHandle<()>>();
+    let handle = spawn(|| std::cell::Cell::new(7u8));
+    let value = std::thread::spawn(move || handle.join().unwrap().get())
+        .join()
+        .unwrap();
+    assert_eq!(value, 7);
+}
