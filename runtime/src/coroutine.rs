@@ -100,7 +100,10 @@ impl<T> JoinHandle<T> {
     /// `JoinHandle::join` panics when a thread joins itself.
     pub fn join(self) -> thread::Result<T> {
         let task = &self.coroutine.task;
-        if context::task().is_some_and(|current| std::ptr::eq(current, &**task)) {
+        // Only a join that would wait can be a self-join (the caller is still running).
+        if !task.join.is_complete()
+            && context::task().is_some_and(|current| std::ptr::eq(current, &**task))
+        {
             panic!("coronet: a coroutine cannot join itself (it would wait forever)");
         }
         // SAFETY: `new`'s caller spawned the task with a `T` body; `join` consumes the

@@ -35,6 +35,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
 use crate::dump::WaitReason;
+use crate::runtime::drop_without_unwinding;
 use crate::task::{Parking, Waker};
 
 /// The body is running, its handle is alive, nobody waits.
@@ -96,16 +97,12 @@ impl JoinSlot {
         };
         match self.state.swap(finished, Ordering::AcqRel) {
             RUNNING => {}
-            DETACHED => {
-                // The body runs this outside its `catch_unwind`: a result whose destructor
-                // panics must not unwind into the worker. The panic hook has reported it.
-                let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    // SAFETY: the handle is gone and saw the body running, so it did not
-                    // touch the value; the body is the second party and moves it out.
-                    unsafe { self.drop_value::<T>(finished) }
-                }));
-                drop(dropped);
-            }
+            // The body runs this after its own `catch_unwind`.
+            DETACHED => drop_without_unwinding(|| {
+                // SAFETY: the handle is gone and saw the body running, so it did not touch
+                // the value; the body is the second party and moves it out.
+                unsafe { self.drop_value::<T>(finished) }
+            }),
             RETURNED | PANICKED | TAKEN => unreachable!("coronet: a coroutine finishes once"),
             // SAFETY: the word is the joiner's waker, put there by `join` with `into_raw`; the
             // swap took it out of the slot, so it is rebuilt exactly once, while the joiner
@@ -121,25 +118,16 @@ impl JoinSlot {
     /// Called at most once, by the task's handle, with the `T` the task was spawned with.
     pub(crate) unsafe fn join<T>(&self, target: u64) -> thread::Result<T> {
         let mut current = self.state.load(Ordering::Acquire);
-        loop {
-            match current {
-                RETURNED | PANICKED => break,
-                DETACHED | TAKEN => unreachable!("coronet: a JoinHandle joins once"),
-                _ => {}
-            }
-            // RUNNING, or (never expected: parks do not return without their waker) the
-            // waker of an earlier park of ours: replace it.
+        if current == RUNNING {
             let parking = Parking::prepare().reason(WaitReason::Join { coroutine: target });
             let waker = parking.waker().into_raw();
             match self
                 .state
-                .compare_exchange(current, waker, Ordering::AcqRel, Ordering::Acquire)
+                .compare_exchange(RUNNING, waker, Ordering::AcqRel, Ordering::Acquire)
             {
-                Ok(previous) => {
-                    if previous != RUNNING {
-                        // SAFETY: our own earlier waker word, just taken out of the slot.
-                        drop(unsafe { Waker::from_raw(previous) });
-                    }
+                Ok(_) => {
+                    // Only the body takes the waker out, as it finishes: the park returns
+                    // once the value is there.
                     parking.park();
                     current = self.state.load(Ordering::Acquire);
                 }
@@ -151,6 +139,11 @@ impl JoinSlot {
                     current = actual;
                 }
             }
+        }
+        match current {
+            RETURNED | PANICKED => {}
+            DETACHED | TAKEN => unreachable!("coronet: a JoinHandle joins once"),
+            _ => unreachable!("coronet: a join's park returned before the coroutine finished"),
         }
         // The value is ours: the body finished, the handle (our caller) is still alive.
         self.state.store(TAKEN, Ordering::Relaxed);

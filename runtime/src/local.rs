@@ -141,10 +141,10 @@ impl<T: 'static> LocalKey<T> {
 
 /// Drops a finishing coroutine's values, on the coroutine itself.
 ///
-/// A destructor that panics is reported by the panic hook and must not unwind into the
-/// worker (the body's own `catch_unwind` is behind it): the panic is caught here, the other
-/// values are still dropped (a vector's drop goes on past a panicking element), and so is
-/// anything the destructors created, so no value outlives its coroutine.
+/// A destructor that panics must not unwind into the worker (the body's own `catch_unwind`
+/// is behind it): the other values are still dropped (a vector's drop goes on past a
+/// panicking element), and so is anything the destructors created, so no value outlives its
+/// coroutine.
 pub(crate) fn drop_locals(task: &Task) {
     loop {
         // SAFETY: called by the coroutine's own body as it finishes; the borrow ends before
@@ -152,7 +152,6 @@ pub(crate) fn drop_locals(task: &Task) {
         let Some(values) = (unsafe { &mut *task.locals.get() }).take() else {
             return;
         };
-        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(values)));
-        drop(dropped);
+        crate::runtime::drop_without_unwinding(|| drop(values));
     }
 }

@@ -450,7 +450,6 @@ impl Shared {
             spawned_at,
         ));
         let body = TaskBody {
-            task: Arc::as_ptr(&task),
             f,
             unreported: Unreported {
                 task: Arc::as_ptr(&task),
@@ -549,27 +548,26 @@ impl Shared {
 
 /// The panic payload `JoinHandle::join` returns for a coroutine that the runtime's shutdown
 /// unwound before it finished.
-pub(crate) const SHUT_DOWN_BEFORE_FINISHING: &str =
+const SHUT_DOWN_BEFORE_FINISHING: &str =
     "coronet: the runtime was shut down before the coroutine finished";
 
 /// The closure a task runs, with what it needs to report its result.
 struct TaskBody<F, T> {
-    task: *const Task,
     f: F,
-    /// Completes the join slot if the body never does (`f` returns a `T`).
+    /// Completes the join slot if the body never does (`f` returns a `T`); holds the body's
+    /// pointer to its task.
     unreported: Unreported<T>,
 }
 
 // SAFETY: `f` is `Send` by the `spawn` bounds (and `T`, which the body sends to the joiner
-// through the task); `task` (and `unreported.task`) point to the task that owns this body's
-// coroutine, which outlives the body (the registry holds it until the coroutine returns or
+// through the task); `unreported.task` points to the task that owns this body's coroutine, which outlives the body (the registry holds it until the coroutine returns or
 // is unwound) and is `Sync`.
 unsafe impl<F: Send, T: Send> Send for TaskBody<F, T> {}
 
 impl<F: FnOnce() -> T, T> TaskBody<F, T> {
     fn run(self, yielder: &corosensei::Yielder<Resume, Suspend>) {
         // SAFETY: see the `Send` impl: the task outlives its coroutine's body.
-        let task = unsafe { &*self.task };
+        let task = unsafe { &*self.unreported.task };
         task.set_yielder(yielder);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(self.f));
         crate::local::drop_locals(task);
@@ -590,6 +588,14 @@ impl<F: FnOnce() -> T, T> TaskBody<F, T> {
         // `JoinHandle` was made for.
         unsafe { task.join.complete::<T>(result) };
     }
+}
+
+/// Runs `f`, which drops values after a coroutine's body returned (outside the body's own
+/// `catch_unwind`), so that a destructor that panics does not unwind into the worker thread
+/// and kill it. The panic hook has already reported the panic.
+pub(crate) fn drop_without_unwinding(f: impl FnOnce()) {
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    drop(caught);
 }
 
 /// Part of a task's body that reports, when dropped, that the coroutine will not finish: the
