@@ -426,7 +426,38 @@ pub(crate) struct ThreadSignal {
     notified: AtomicBool,
 }
 
+thread_local! {
+    /// The calling plain thread's signal, kept for its next park. Only read on threads that
+    /// are not running a coroutine (`Parking::prepare` on a thread), so the thread-local
+    /// hazard of DESIGN.md section 6 does not apply.
+    static THREAD_SIGNAL: Cell<Option<Arc<ThreadSignal>>> = const { Cell::new(None) };
+}
+
 impl ThreadSignal {
+    /// A fresh signal for a park of the calling thread. The thread's previous signal is
+    /// reused when nobody else holds it any more (every waker of its parks is gone), so a
+    /// thread that blocks on a channel or a join again and again allocates once.
+    fn for_current_thread() -> Arc<ThreadSignal> {
+        // `try_with`: a destructor of another thread-local may park after ours is gone.
+        THREAD_SIGNAL
+            .try_with(|kept| {
+                let signal = match kept.take() {
+                    Some(mut signal) => match Arc::get_mut(&mut signal) {
+                        // Unique: no waker of an earlier park can fire into this one.
+                        Some(unique) => {
+                            *unique.notified.get_mut() = false;
+                            signal
+                        }
+                        None => ThreadSignal::new(),
+                    },
+                    None => ThreadSignal::new(),
+                };
+                kept.set(Some(signal.clone()));
+                signal
+            })
+            .unwrap_or_else(|_| ThreadSignal::new())
+    }
+
     fn new() -> Arc<ThreadSignal> {
         Arc::new(ThreadSignal {
             thread: thread::current(),
@@ -536,6 +567,51 @@ impl std::fmt::Debug for Waker {
     }
 }
 
+/// The waker of one park, kept by a waiter that lives on the parked frame itself (a channel
+/// wait's [`crate::chan::__private::Selector`]), without a reference count on the coroutine.
+///
+/// A waiter linked into a queue under a lock cannot outlive its coroutine: the owner unlinks
+/// it (or sees it completed) under that lock before its frame ends. So whoever finds it
+/// linked, under the lock, may turn it into a [`Waker`] ([`FrameWaker::to_waker`]), and
+/// making and dropping the `FrameWaker` itself costs no atomic read-modify-write (a
+/// [`Parking::waker`] kept for the whole wait costs two: its increment, and its decrement
+/// when the frame drops it after the wake).
+pub(crate) struct FrameWaker {
+    kind: FrameWakerKind,
+}
+
+enum FrameWakerKind {
+    Coroutine { task: *const Task, epoch: u32 },
+    Thread(Arc<ThreadSignal>),
+}
+
+// SAFETY: a counterpart on another thread reads a `FrameWaker` by reference, only through
+// `to_waker`: it makes an `Arc<Task>` of a live task (`Task` is `Send + Sync`) or clones an
+// `Arc<ThreadSignal>`, both thread-safe. The raw pointer is what makes it `!Sync` by default.
+unsafe impl Sync for FrameWaker {}
+
+impl FrameWaker {
+    /// A counted waker for the park, to wake after the caller released its lock.
+    ///
+    /// # Safety
+    /// The frame that holds this `FrameWaker` must still be waiting: the caller found its
+    /// waiter linked under the lock that the owner takes to unlink it, and holds that lock.
+    #[inline]
+    pub(crate) unsafe fn to_waker(&self) -> Waker {
+        let kind = match &self.kind {
+            FrameWakerKind::Coroutine { task, epoch } => WakerKind::Coroutine {
+                // SAFETY: the frame is still waiting (caller's promise), so its coroutine has
+                // not returned, and a coroutine that has not returned keeps its task alive
+                // (the registry of live tasks holds it; `BorrowedTask::get`).
+                task: unsafe { &**task }.arc(),
+                epoch: *epoch,
+            },
+            FrameWakerKind::Thread(signal) => WakerKind::Thread(signal.clone()),
+        };
+        Waker { kind }
+    }
+}
+
 /// One park of the current coroutine (or plain thread), steps 1 to 3 of the protocol.
 ///
 /// ```text
@@ -585,7 +661,7 @@ impl Parking {
         match context::task() {
             Some(task) => Parking::prepare_task(task),
             None => Parking {
-                kind: ParkingKind::Thread(ThreadSignal::new()),
+                kind: ParkingKind::Thread(ThreadSignal::for_current_thread()),
                 reason: WaitReason::Park,
             },
         }
@@ -622,6 +698,19 @@ impl Parking {
             ParkingKind::Thread(signal) => WakerKind::Thread(signal.clone()),
         };
         Waker { kind }
+    }
+
+    /// An uncounted waker for this park, for a waiter on the parking frame (see
+    /// [`FrameWaker`]).
+    pub(crate) fn frame_waker(&self) -> FrameWaker {
+        let kind = match &self.kind {
+            ParkingKind::Coroutine { task, epoch } => FrameWakerKind::Coroutine {
+                task: task.0,
+                epoch: *epoch,
+            },
+            ParkingKind::Thread(signal) => FrameWakerKind::Thread(signal.clone()),
+        };
+        FrameWaker { kind }
     }
 
     /// Whether this park runs on a coroutine (false: a plain thread).

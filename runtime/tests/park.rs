@@ -116,3 +116,39 @@ fn park_timeout_racing_unpark() {
     stop.store(true, Ordering::Relaxed);
     unparker.join().unwrap();
 }
+
+/// A plain thread keeps its park signal for the next park; an old park's waker that still
+/// exists must not reach a later park, and a fired signal is reset before it is reused.
+#[test]
+fn a_plain_threads_later_park_ignores_the_wakers_of_earlier_parks() {
+    use coronet_runtime::Parking;
+    std::thread::spawn(|| {
+        let short = || Instant::now() + Duration::from_millis(20);
+
+        // A waker fired and dropped: the next park reuses the signal, reset.
+        let parking = Parking::prepare();
+        parking.waker().wake();
+        assert!(
+            parking.park_until(short()),
+            "the waker fired before the park"
+        );
+        let parking = Parking::prepare();
+        assert!(
+            !parking.park_until(short()),
+            "a reused signal came back notified"
+        );
+
+        // A waker of a cancelled park that is still held, fired during the next park.
+        let parking = Parking::prepare();
+        let stale = parking.waker();
+        parking.cancel();
+        let parking = Parking::prepare();
+        stale.wake();
+        assert!(
+            !parking.park_until(short()),
+            "a stale waker woke a later park"
+        );
+    })
+    .join()
+    .unwrap();
+}

@@ -136,7 +136,7 @@ pub(crate) fn wait(
             WaitReason::Select
         };
         let parking = Parking::prepare().reason(reason);
-        let selector = Selector::new(parking.waker());
+        let selector = Selector::new(parking.frame_waker());
         let mut waiting = Waiting::new(ops, order, &selector);
         let mut ready = false;
         for (k, &i) in order.iter().enumerate() {

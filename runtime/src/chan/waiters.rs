@@ -19,11 +19,12 @@
 //! # Handing a node back
 //!
 //! The winner, still under the channel lock, moves the message (into or out of the node's
-//! slot), unlinks the node, clones the selector's waker and finally stores `done = true`
-//! (`Release`). After that store it never touches the node or the selector again (the owner
-//! may return and free them); it wakes the clone after dropping the lock. The owner reads
-//! `done` with `Acquire`; if it is not yet set, taking the channel lock waits out the winner.
-//! Every other node of the wait is unlinked by the owner under its channel's lock. These are
+//! slot), unlinks the node, makes a counted waker from the selector's uncounted one
+//! (`FrameWaker`) and finally stores `done = true` (`Release`). After that store it never
+//! touches the node or the selector again (the owner may return and free them); it wakes
+//! its waker after dropping the lock. The owner reads `done` with `Acquire`; if it is not
+//! yet set, taking the channel lock waits out the winner. Every other node of the wait is
+//! unlinked by the owner under its channel's lock. These are
 //! list.rs's two rules, which make the raw pointers in the lists sound.
 
 use std::cell::{Cell, UnsafeCell};
@@ -31,7 +32,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::sync::list::{Linked, Links, List};
-use crate::task::Waker;
+use crate::task::{FrameWaker, Waker};
 
 const WAITING: usize = 0;
 const ABORTED: usize = 1;
@@ -41,12 +42,14 @@ const FIRST_ARM: usize = 2;
 #[doc(hidden)]
 pub struct Selector {
     token: AtomicUsize,
-    waker: Waker,
+    /// Uncounted: the selector lives on the waiting frame, and a counterpart reads it only
+    /// while one of the wait's nodes is linked, under that node's channel lock.
+    waker: FrameWaker,
 }
 
 impl Selector {
     /// A selector for the park that `waker` wakes.
-    pub(crate) fn new(waker: Waker) -> Selector {
+    pub(crate) fn new(waker: FrameWaker) -> Selector {
         Selector {
             token: AtomicUsize::new(WAITING),
             waker,
@@ -176,7 +179,9 @@ pub(crate) fn claim<T>(
         }
         // SAFETY: we hold the channel lock and won the node: nobody else touches the slot.
         transfer(unsafe { &mut *node.slot.get() });
-        let waker = selector.waker.clone();
+        // SAFETY: the node was linked and we hold its channel lock, so its frame still
+        // waits (module docs: the owner unlinks or sees `done` before it returns).
+        let waker = unsafe { selector.waker.to_waker() };
         // Release: publishes the slot; after this the node and selector may be freed.
         node.done.store(true, Ordering::Release);
         return Some(waker);
