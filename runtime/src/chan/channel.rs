@@ -22,7 +22,8 @@
 //! still in its node, which `send` returns in the error.
 
 use std::collections::VecDeque;
-use std::sync::atomic::AtomicUsize;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::chan::error::{RecvError, SendError, TryRecvError, TrySendError};
@@ -49,6 +50,11 @@ pub(crate) struct Chan<T> {
     /// Live `Sender`s and `Receiver`s; the last one of either side disconnects it.
     pub(crate) senders: AtomicUsize,
     pub(crate) receivers: AtomicUsize,
+    /// A hint, rewritten at every unlock: a receive could complete without waiting (a
+    /// message is buffered, a sender waits, or every sender is gone). Read without the lock
+    /// by [`Chan::recv_may_complete`] to skip a try that would fail; a stale hint costs
+    /// time, never correctness (the locked paths decide).
+    recv_ready: AtomicBool,
 }
 
 struct State<T> {
@@ -82,12 +88,23 @@ impl<T> Chan<T> {
             bounded: cap.is_some(),
             senders: AtomicUsize::new(1),
             receivers: AtomicUsize::new(1),
+            recv_ready: AtomicBool::new(false),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State<T>> {
-        // Our critical sections never panic half-way (no user code runs under the lock).
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> Locked<'_, T> {
+        Locked {
+            // Our critical sections never panic half-way (no user code runs under the lock).
+            guard: self.state.lock().unwrap_or_else(PoisonError::into_inner),
+            recv_ready: &self.recv_ready,
+        }
+    }
+
+    /// Whether a receive may complete without waiting (the unlocked hint above). A blocking
+    /// receive that finds it false goes straight to its wait, whose first (exclusive)
+    /// registration takes a message that came meanwhile under the same lock round trip.
+    pub(crate) fn recv_may_complete(&self) -> bool {
+        self.recv_ready.load(Ordering::Relaxed)
     }
 
     /// The capacity (`None` if unbounded).
@@ -283,6 +300,35 @@ impl<T> Chan<T> {
         }
         // Messages' destructors run outside the lock.
         drop(buffered);
+    }
+}
+
+/// The channel lock; rewrites the receive hint as it unlocks.
+struct Locked<'a, T> {
+    guard: MutexGuard<'a, State<T>>,
+    recv_ready: &'a AtomicBool,
+}
+
+impl<T> Deref for Locked<'_, T> {
+    type Target = State<T>;
+    fn deref(&self) -> &State<T> {
+        &self.guard
+    }
+}
+
+impl<T> DerefMut for Locked<'_, T> {
+    fn deref_mut(&mut self) -> &mut State<T> {
+        &mut self.guard
+    }
+}
+
+impl<T> Drop for Locked<'_, T> {
+    fn drop(&mut self) {
+        // Runs before the guard field unlocks. A waiting sender may be stale (its select
+        // went another way): then the hint errs on "ready", which only costs a failed try.
+        let state = &*self.guard;
+        let ready = !state.buf.is_empty() || !state.senders.is_empty() || state.tx_gone;
+        self.recv_ready.store(ready, Ordering::Relaxed);
     }
 }
 

@@ -84,6 +84,11 @@ impl<N: Linked> List<N> {
         self.len
     }
 
+    /// Whether no node is linked.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// Links `node` at the back.
     ///
     /// # Safety
