@@ -173,6 +173,8 @@ impl WorkerSlot {
 pub(crate) struct WorkerContext {
     pub(crate) shared: Arc<Shared>,
     pub(crate) index: usize,
+    /// `&shared.slots[index]`, kept because every schedule reads it (see `slot`).
+    slot: *const WorkerSlot,
     deque: Worker<Arc<Task>>,
     current: Cell<*const Task>,
     pub(crate) stacks: RefCell<LocalCache>,
@@ -190,7 +192,9 @@ pub(crate) struct WorkerContext {
 
 impl WorkerContext {
     pub(crate) fn slot(&self) -> &WorkerSlot {
-        &self.shared.slots[self.index]
+        // SAFETY: `slot` points into `shared.slots`, a boxed slice that is never resized or
+        // freed while `shared` lives, and this context holds `shared` for its whole life.
+        unsafe { &*self.slot }
     }
 
     /// The coroutine this worker is running, if any.
@@ -520,6 +524,7 @@ pub(crate) fn worker_main(shared: Arc<Shared>, index: usize) {
     let ctx = WorkerContext {
         shared: shared.clone(),
         index,
+        slot: &shared.slots[index],
         deque,
         current: Cell::new(std::ptr::null()),
         stacks: RefCell::new(LocalCache::new()),
