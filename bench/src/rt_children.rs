@@ -7,7 +7,10 @@
 //! * `park`: resident bytes per parked coroutine and the milliseconds taken to start them;
 //!   `PROGRESS <count>` lines come first, so a child killed by a limit shows how far it got;
 //! * `floor touch <n>`: the machine's floor under `park`, milliseconds for a plain loop to
-//!   write once to each of `n` fresh pages (no runtime involved).
+//!   write once to each of `n` fresh pages (no runtime involved);
+//! * `floor switch <n>`: the floor under `yield` and `pingpong`, nanoseconds for one bare
+//!   corosensei resume and suspend (the two stack switches of a yield; a ping-pong round
+//!   trip needs two such pairs), no runtime involved.
 //!
 //! The Go peer's twin of this file is bench/go/runtime.go.
 
@@ -20,7 +23,7 @@ use crate::util::{per_op, rss_bytes, time};
 
 pub fn run(args: &[String]) {
     let usage =
-        "usage: coronet-bench rt <coronet|may|tokio> <spawn|yield|pingpong|park> <n> <workers>\n       coronet-bench rt floor touch <n> 1";
+        "usage: coronet-bench rt <coronet|may|tokio> <spawn|yield|pingpong|park> <n> <workers>\n       coronet-bench rt floor <touch|switch> <n> 1";
     let [peer, test, n, workers] = args else {
         eprintln!("{usage}");
         std::process::exit(2);
@@ -36,6 +39,7 @@ pub fn run(args: &[String]) {
         ("coronet", "pingpong") => Ok(vec![coronet_pingpong(n, workers)]),
         ("coronet", "park") => coronet_park(n as usize, workers),
         ("floor", "touch") => floor_touch(n as usize),
+        ("floor", "switch") => Ok(vec![floor_switch(n)]),
         ("may", "spawn") => Ok(vec![may_spawn(n, workers)]),
         ("may", "yield") => Ok(vec![may_yield(n, workers)]),
         ("may", "pingpong") => Ok(vec![may_pingpong(n, workers)]),
@@ -231,6 +235,25 @@ fn floor_touch(n: usize) -> io::Result<Vec<f64>> {
         unsafe { base.add(i * STRIDE + STRIDE - 64).write_volatile(1) };
     }
     Ok(vec![start.elapsed().as_secs_f64() * 1e3])
+}
+
+/// One resume of a bare corosensei coroutine that suspends at once, `n` times: the two
+/// stack switches every yield and every hand-off between coroutines pays, with nothing of a
+/// scheduler around them. Nanoseconds per resume+suspend pair.
+fn floor_switch(n: u64) -> f64 {
+    let make = || -> corosensei::Coroutine<(), (), ()> {
+        corosensei::Coroutine::new(|yielder, ()| loop {
+            yielder.suspend(());
+        })
+    };
+    let mut pair = [make(), make()];
+    warm(n, 1, |n| {
+        time(|| {
+            for i in 0..n {
+                std::hint::black_box(pair[(i & 1) as usize].resume(()));
+            }
+        })
+    })
 }
 
 // --- may -----------------------------------------------------------------------------

@@ -234,6 +234,21 @@ pub fn run(ctx: &mut Ctx) {
         }
     }
 
+    // The floor under yield and ping-pong: the bare stack switches, no scheduler.
+    if ctx.opts.wants("coronet") {
+        let n = scale(10_000_000);
+        let mut samples = Vec::new();
+        for _ in 0..reps {
+            eprintln!("runtime switch floor n={n}");
+            match child(ctx, "floor", "switch", n, 1) {
+                Ok(v) => samples.extend(v.first()),
+                Err((_, e)) => ctx.report.note(format!("switch floor: not measured: {e}")),
+            }
+        }
+        ctx.report
+            .put("rt/switch-floor/floor".to_string(), &samples);
+    }
+
     drop(map_limit);
 
     let peers = ["coronet", "go", "may", "tokio"];
@@ -271,6 +286,24 @@ pub fn run(ctx: &mut Ctx) {
     text.push_str(
         "\nGo joins with a `sync.WaitGroup`; the others join every handle. Channels: coronet `chan::bounded(1)`, Go `make(chan int, 1)`, may `sync::mpsc` (unbounded, may's only mpsc), tokio `mpsc::channel(1)`. One worker is GOMAXPROCS=1, may with 1 worker, tokio's current-thread runtime; two workers let each scheduler place the pair as it does (none can pin a coroutine to a worker).\n\n",
     );
+    if let Some(floor) = ctx.report.get("rt/switch-floor/floor") {
+        let over = |key: &str, pairs: f64| {
+            ctx.report
+                .get(&format!("rt/{key}/coronet"))
+                .map_or("–".to_string(), |m| {
+                    format!("{:.1}x", m.median / (pairs * floor.median))
+                })
+        };
+        text.push_str(&format!(
+            "The floor under yield and ping-pong: two bare corosensei coroutines resumed in turn, each suspending at once (`coronet-bench rt floor switch {} 1`, no runtime), took {:.1} ns ({:.1}–{:.1}) per resume and suspend, the two stack switches of a yield; a ping-pong round trip has two such pairs. coronet over that floor: yield {}, ping-pong on one worker {}.\n\n",
+            scale(10_000_000),
+            floor.median,
+            floor.min,
+            floor.max,
+            over("yield", 1.0),
+            over("pingpong-same", 2.0),
+        ));
+    }
     let park_n = if quick {
         [10_000, 100_000, 100_000]
     } else {
