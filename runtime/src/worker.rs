@@ -12,8 +12,8 @@
 //! 4. the injector (a batch moves to the local deque);
 //! 5. stealing: half of another worker's deque, then its `runnext` (random start).
 //!
-//! A worker that finds nothing spins for a bounded number of rounds (if allowed by
-//! [`crate::idle::Idle`]) and then sleeps: in the poller if it can take the poll token
+//! A worker that finds nothing spins (if allowed by [`crate::idle::Idle`]): one stealing pass
+//! over the other workers, then it sleeps: in the poller if it can take the poll token
 //! (poll.rs), otherwise on its parker. Coroutines woken by its own poll go into its own
 //! deque in event order and run on this thread.
 //!
@@ -24,7 +24,7 @@
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use corosensei::CoroutineResult;
 use crossbeam_deque::{Steal, Stealer, Worker};
@@ -39,16 +39,6 @@ use crate::task::{Resume, Suspend, Task};
 
 /// How many times in a row `runnext` may win over the local deque.
 const RUNNEXT_STREAK: u32 = 8;
-/// Stealing rounds of a spinning worker before it sleeps, and the time between two rounds
-/// (4 µs in all). A round visits every other started slot; spacing the rounds keeps the
-/// spinner off the victims' deque indices, cache lines their owners write on every push and
-/// pop. Measured on the two-worker echo benchmark (docs/performance.md, "Spinning"):
-/// back-to-back rounds for 8 µs, or rounds 1 µs apart for 16 or 48 µs, all cost more server
-/// CPU per round trip than these 4 µs; a shorter spin means more sleeps, and a producer
-/// that then has to wake its sibling with a syscall.
-const SPIN_ROUNDS: u32 = 16;
-const SPIN_INTERVAL: Duration = Duration::from_nanos(250);
-
 /// Per-worker counters, written only by the owning worker (plain load+store, no RMW),
 /// read by anyone for stats.
 #[derive(Default)]
@@ -388,7 +378,7 @@ impl WorkerContext {
     /// The worker loop. Returns on shutdown, or when a spare worker retires.
     fn run(&self) {
         let mut spinning = false;
-        'schedule: while !self.shared.is_shutdown() {
+        while !self.shared.is_shutdown() {
             if let Some(task) = self.find_local() {
                 self.found(&mut spinning);
                 self.run_task(task);
@@ -400,20 +390,16 @@ impl WorkerContext {
             if !spinning && active > 1 {
                 spinning = self.shared.idle.try_spin(active);
             }
+            // One stealing pass, not a timed spin. A worker that spun for 4 µs (16 passes
+            // 250 ns apart) before it slept cost the two-worker HTTP server 7-13 % more CPU
+            // per request and saved the echo server nothing (docs/performance.md,
+            // "Spinning"): on a busy server the work that a longer spin would catch mostly
+            // arrives through the poller, which a sleeping worker watches anyway.
             if spinning {
-                let started = Instant::now();
-                for round in 1..=SPIN_ROUNDS {
-                    if let Some(task) = self.steal() {
-                        self.found(&mut spinning);
-                        self.run_task(task);
-                        continue 'schedule;
-                    }
-                    if round < SPIN_ROUNDS {
-                        let next_round = started + SPIN_INTERVAL * round;
-                        while Instant::now() < next_round {
-                            std::hint::spin_loop();
-                        }
-                    }
+                if let Some(task) = self.steal() {
+                    self.found(&mut spinning);
+                    self.run_task(task);
+                    continue;
                 }
             }
             if self.slot().spare && self.shared.may_retire_spare() {
