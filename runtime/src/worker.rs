@@ -12,9 +12,10 @@
 //! 4. the injector (a batch moves to the local deque);
 //! 5. stealing: half of another worker's deque, then its `runnext` (random start).
 //!
-//! A worker that finds nothing spins (if allowed by [`crate::idle::Idle`]): one stealing pass
-//! over the other workers, then it sleeps: in the poller if it can take the poll token
-//! (poll.rs), otherwise on its parker. Coroutines woken by its own poll go into its own
+//! A worker that finds nothing spins (if allowed by [`crate::idle::Idle`]): one to
+//! [`MAX_SPIN_PASSES`] stealing passes over the other workers, as many as recent spins
+//! earned, then it sleeps: in the poller if it can take the poll token (poll.rs), otherwise
+//! on its parker. Coroutines woken by its own poll go into its own
 //! deque in event order and run on this thread.
 //!
 //! Worker *slots* are allocated up front: the configured workers plus spares the monitor
@@ -24,7 +25,7 @@
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use corosensei::CoroutineResult;
 use crossbeam_deque::{Steal, Stealer, Worker};
@@ -39,6 +40,12 @@ use crate::task::{Resume, Suspend, Task};
 
 /// How many times in a row `runnext` may win over the local deque.
 const RUNNEXT_STREAK: u32 = 8;
+/// The longest spin of an idle worker, in stealing passes, and the time between two
+/// passes (so at most 4 µs; see `WorkerContext::spin`). Spacing the passes keeps the spinner
+/// off the victims' deque indices, cache lines their owners write on every push and pop.
+const MAX_SPIN_PASSES: u32 = 16;
+const SPIN_INTERVAL: Duration = Duration::from_nanos(250);
+
 /// Per-worker counters, written only by the owning worker (plain load+store, no RMW),
 /// read by anyone for stats.
 #[derive(Default)]
@@ -170,6 +177,8 @@ pub(crate) struct WorkerContext {
     pub(crate) stacks: RefCell<LocalCache>,
     tick: Cell<u32>,
     runnext_streak: Cell<u32>,
+    /// The length of this worker's next spin, in stealing passes (see `spin`).
+    spin_passes: Cell<u32>,
     rng: Cell<u64>,
     /// Dispatching this worker's own poll: woken coroutines are queued in order, without a
     /// wake-up each (one `notify_work` for the batch afterwards).
@@ -309,6 +318,32 @@ impl WorkerContext {
         self.steal_injector()
     }
 
+    /// Looks for work to steal before sleeping: up to `spin_passes` passes over the other
+    /// workers, [`SPIN_INTERVAL`] apart. The length adapts, as an adaptive mutex's spin
+    /// does: a spin that found work doubles it (up to [`MAX_SPIN_PASSES`]), one that found
+    /// nothing halves it (down to one pass). Where work keeps arriving from other workers (a
+    /// coroutine spawning many), spinning saves the producer a wake-up syscall per item;
+    /// where it mostly arrives through the poller (a server), spins fail, and a failed spin
+    /// only burns CPU that counts in every request (docs/performance.md, "Spinning").
+    fn spin(&self) -> Option<Arc<Task>> {
+        let passes = self.spin_passes.get();
+        let started = Instant::now();
+        for pass in 1..=passes {
+            if let Some(task) = self.steal() {
+                self.spin_passes.set(next_spin_passes(passes, true));
+                return Some(task);
+            }
+            if pass < passes {
+                let next_pass = started + SPIN_INTERVAL * pass;
+                while Instant::now() < next_pass {
+                    std::hint::spin_loop();
+                }
+            }
+        }
+        self.spin_passes.set(next_spin_passes(passes, false));
+        None
+    }
+
     /// Whether any queue of the runtime holds work (the sleeper's final look).
     fn any_work_visible(&self) -> bool {
         !self.shared.injector.is_empty()
@@ -390,13 +425,8 @@ impl WorkerContext {
             if !spinning && active > 1 {
                 spinning = self.shared.idle.try_spin(active);
             }
-            // One stealing pass, not a timed spin. A worker that spun for 4 µs (16 passes
-            // 250 ns apart) before it slept cost the two-worker HTTP server 7-13 % more CPU
-            // per request and saved the echo server nothing (docs/performance.md,
-            // "Spinning"): on a busy server the work that a longer spin would catch mostly
-            // arrives through the poller, which a sleeping worker watches anyway.
             if spinning {
-                if let Some(task) = self.steal() {
+                if let Some(task) = self.spin() {
                     self.found(&mut spinning);
                     self.run_task(task);
                     continue;
@@ -486,6 +516,16 @@ impl WorkerContext {
     }
 }
 
+/// The length of the next spin after one of `passes` passes that did (`found`) or did not
+/// find work: doubled or halved, within 1 to [`MAX_SPIN_PASSES`].
+fn next_spin_passes(passes: u32, found: bool) -> u32 {
+    if found {
+        (passes * 2).min(MAX_SPIN_PASSES)
+    } else {
+        (passes / 2).max(1)
+    }
+}
+
 #[cold]
 fn abort_finished(id: u64) -> ! {
     eprintln!("coronet: fatal: finished coroutine {id} was scheduled");
@@ -516,6 +556,7 @@ pub(crate) fn worker_main(shared: Arc<Shared>, index: usize) {
         stacks: RefCell::new(LocalCache::new()),
         tick: Cell::new(0),
         runnext_streak: Cell::new(0),
+        spin_passes: Cell::new(1),
         rng: Cell::new(seed | 1),
         batching: Cell::new(false),
         batched: Cell::new(0),
@@ -540,5 +581,28 @@ pub(crate) fn worker_main(shared: Arc<Shared>, index: usize) {
     slot.active.store(false, Ordering::Release);
     if !shared.injector.is_empty() {
         shared.notify_work();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{next_spin_passes, MAX_SPIN_PASSES};
+
+    #[test]
+    fn spins_grow_while_they_find_work_and_shrink_while_they_do_not() {
+        let mut passes = 1;
+        let mut lengths = Vec::new();
+        for _ in 0..6 {
+            passes = next_spin_passes(passes, true);
+            lengths.push(passes);
+        }
+        assert_eq!(lengths, [2, 4, 8, 16, 16, 16]);
+        assert_eq!(passes, MAX_SPIN_PASSES);
+        lengths.clear();
+        for _ in 0..6 {
+            passes = next_spin_passes(passes, false);
+            lengths.push(passes);
+        }
+        assert_eq!(lengths, [8, 4, 2, 1, 1, 1]);
     }
 }
