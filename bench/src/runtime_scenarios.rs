@@ -116,11 +116,26 @@ pub fn run(ctx: &mut Ctx) {
         (100_000, &["coronet", "go", "may"]),
         (1_000_000, &["coronet", "go"]),
     ];
+    let n_big = if quick { 100_000 } else { 1_000_000 };
     for &(n, peers) in counts {
         let n = if quick && n == 1_000_000 { 100_000 } else { n };
         for &peer in peers {
             if !ctx.opts.wants(peer) {
                 continue;
+            }
+            if n == n_big && (peer == "coronet" || peer == "go") {
+                // The floor under this start: the same number of fresh pages written by a
+                // plain loop right before, so it sees the machine's memory as the peer's run
+                // does (this VM's page-fault cost moves by 2-3x within minutes).
+                eprintln!("runtime park floor before {peer} n={n}");
+                match child(ctx, "floor", "touch", n, 1) {
+                    Ok(v) => ctx
+                        .report
+                        .put(format!("rt/park{n}-floor/{peer}"), &v[..1.min(v.len())]),
+                    Err((_, e)) => ctx
+                        .report
+                        .note(format!("park floor x{n}: not measured: {e}")),
+                }
             }
             eprintln!("runtime park {peer} n={n}");
             match child(ctx, peer, "park", n, 2) {
@@ -150,20 +165,6 @@ pub fn run(ctx: &mut Ctx) {
                     }
                 }
             }
-        }
-    }
-    // The floor under the largest count: the same number of fresh pages written by a plain
-    // loop, right after the peers, so it sees the machine's memory as they did.
-    let n_big = if quick { 100_000 } else { 1_000_000 };
-    if ctx.opts.wants("coronet") {
-        eprintln!("runtime park floor n={n_big}");
-        match child(ctx, "floor", "touch", n_big, 1) {
-            Ok(v) => ctx
-                .report
-                .put(format!("rt/park{n_big}-floor/floor"), &v[..1.min(v.len())]),
-            Err((_, e)) => ctx
-                .report
-                .note(format!("park floor x{n_big}: not measured: {e}")),
         }
     }
     // may's spawn+join keeps every stack of the count alive at once (all are spawned before
@@ -334,19 +335,24 @@ pub fn run(ctx: &mut Ctx) {
         &["coronet", "go", "may"],
         &park_rows,
     ));
-    if let Some(floor) = ctx.report.get(&format!("rt/park{n_big}-floor/floor")) {
-        let ratio = |peer: &str| {
-            ctx.report
-                .get(&format!("rt/park{n_big}-spawn/{peer}"))
-                .map_or("–".to_string(), |m| {
-                    format!("{:.2}x", m.median / floor.median)
-                })
-        };
-        text.push_str(&format!(
-            "\nThe machine's floor for the start time: a plain loop (`coronet-bench rt floor touch {n_big} 1`) wrote once to {n_big} fresh pages, one per 128 KiB as coronet's stacks lie, in {:.0} ms, right after the peers' runs. Start time over that floor: coronet {}, Go {} (Go touches about 0.7 page per goroutine, coronet about 1.1).\n",
+    let over_floor = |peer: &str| {
+        let floor = ctx.report.get(&format!("rt/park{n_big}-floor/{peer}"))?;
+        let start = ctx.report.get(&format!("rt/park{n_big}-spawn/{peer}"))?;
+        Some(format!(
+            "{peer} {:.0} ms over a floor of {:.0} ms ({:.2}x)",
+            start.median,
             floor.median,
-            ratio("coronet"),
-            ratio("go"),
+            start.median / floor.median
+        ))
+    };
+    let floors: Vec<String> = ["coronet", "go"]
+        .iter()
+        .filter_map(|peer| over_floor(peer))
+        .collect();
+    if !floors.is_empty() {
+        text.push_str(&format!(
+            "\nThe machine's floor for the start time, measured right before each peer's run: a plain loop (`coronet-bench rt floor touch {n_big} 1`) writing once to {n_big} fresh pages, one per 128 KiB as coronet's stacks lie. Start time: {} (Go touches about 0.7 page per goroutine, coronet about 1.1).\n",
+            floors.join("; "),
         ));
     }
     text.push_str(&format!(
