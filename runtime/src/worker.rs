@@ -327,13 +327,14 @@ impl WorkerContext {
     /// only burns CPU that counts in every request (docs/performance.md, "Spinning").
     fn spin(&self) -> Option<Arc<Task>> {
         let passes = self.spin_passes.get();
-        let started = Instant::now();
+        // Read the clock only for a spin that paces (most are one pass on a server).
+        let started = (passes > 1).then(Instant::now);
         for pass in 1..=passes {
             if let Some(task) = self.steal() {
                 self.spin_passes.set(next_spin_passes(passes, true));
                 return Some(task);
             }
-            if pass < passes {
+            if let Some(started) = started.filter(|_| pass < passes) {
                 let next_pass = started + SPIN_INTERVAL * pass;
                 while Instant::now() < next_pass {
                     std::hint::spin_loop();
