@@ -560,8 +560,9 @@ struct TaskBody<F, T> {
 }
 
 // SAFETY: `f` is `Send` by the `spawn` bounds (and `T`, which the body sends to the joiner
-// through the task); `unreported.task` points to the task that owns this body's coroutine, which outlives the body (the registry holds it until the coroutine returns or
-// is unwound) and is `Sync`.
+// through the task); `unreported.task` points to the task that owns this body's coroutine,
+// which outlives the body (the registry holds it until the coroutine returns or is unwound)
+// and is `Sync`.
 unsafe impl<F: Send, T: Send> Send for TaskBody<F, T> {}
 
 impl<F: FnOnce() -> T, T> TaskBody<F, T> {

@@ -441,17 +441,14 @@ impl ThreadSignal {
         // `try_with`: a destructor of another thread-local may park after ours is gone.
         THREAD_SIGNAL
             .try_with(|kept| {
-                let signal = match kept.take() {
-                    Some(mut signal) => match Arc::get_mut(&mut signal) {
+                let signal = kept
+                    .take()
+                    .and_then(|mut signal| {
                         // Unique: no waker of an earlier park can fire into this one.
-                        Some(unique) => {
-                            *unique.notified.get_mut() = false;
-                            signal
-                        }
-                        None => ThreadSignal::new(),
-                    },
-                    None => ThreadSignal::new(),
-                };
+                        *Arc::get_mut(&mut signal)?.notified.get_mut() = false;
+                        Some(signal)
+                    })
+                    .unwrap_or_else(ThreadSignal::new);
                 kept.set(Some(signal.clone()));
                 signal
             })
@@ -577,17 +574,14 @@ impl std::fmt::Debug for Waker {
 /// [`Parking::waker`] kept for the whole wait costs two: its increment, and its decrement
 /// when the frame drops it after the wake).
 pub(crate) struct FrameWaker {
-    kind: FrameWakerKind,
-}
-
-enum FrameWakerKind {
-    Coroutine { task: *const Task, epoch: u32 },
-    Thread(Arc<ThreadSignal>),
+    /// The park's own kind, copied from its `Parking`.
+    kind: ParkingKind,
 }
 
 // SAFETY: a counterpart on another thread reads a `FrameWaker` by reference, only through
 // `to_waker`: it makes an `Arc<Task>` of a live task (`Task` is `Send + Sync`) or clones an
-// `Arc<ThreadSignal>`, both thread-safe. The raw pointer is what makes it `!Sync` by default.
+// `Arc<ThreadSignal>`, both thread-safe. The borrowed task pointer is what makes it `!Sync`
+// by default.
 unsafe impl Sync for FrameWaker {}
 
 impl FrameWaker {
@@ -598,17 +592,9 @@ impl FrameWaker {
     /// waiter linked under the lock that the owner takes to unlink it, and holds that lock.
     #[inline]
     pub(crate) unsafe fn to_waker(&self) -> Waker {
-        let kind = match &self.kind {
-            FrameWakerKind::Coroutine { task, epoch } => WakerKind::Coroutine {
-                // SAFETY: the frame is still waiting (caller's promise), so its coroutine has
-                // not returned, and a coroutine that has not returned keeps its task alive
-                // (the registry of live tasks holds it; `BorrowedTask::get`).
-                task: unsafe { &**task }.arc(),
-                epoch: *epoch,
-            },
-            FrameWakerKind::Thread(signal) => WakerKind::Thread(signal.clone()),
-        };
-        Waker { kind }
+        // The frame still waits (caller's promise), so its coroutine has not returned, which
+        // is what `BorrowedTask::get` needs.
+        self.kind.waker()
     }
 }
 
@@ -640,17 +626,34 @@ enum ParkingKind {
     Thread(Arc<ThreadSignal>),
 }
 
-/// The running coroutine's task, borrowed without a reference count for as long as the
-/// `Parking` that holds it (which is neither `Send` nor `Sync`).
+impl ParkingKind {
+    /// A counted waker for this park.
+    #[inline]
+    fn waker(&self) -> Waker {
+        let kind = match self {
+            ParkingKind::Coroutine { task, epoch } => WakerKind::Coroutine {
+                task: task.get().arc(),
+                epoch: *epoch,
+            },
+            ParkingKind::Thread(signal) => WakerKind::Thread(signal.clone()),
+        };
+        Waker { kind }
+    }
+}
+
+/// The running coroutine's task, borrowed without a reference count by its `Parking`
+/// (which is neither `Send` nor `Sync`) and by a [`FrameWaker`] on the same frame.
 struct BorrowedTask(*const Task);
 
 impl BorrowedTask {
-    /// The pointer stays valid while the `Parking` lives: it was made by `Parking::prepare`
-    /// on the running coroutine, and that `Parking` cannot leave the coroutine's code. The
-    /// worker running the coroutine holds a reference, and a parked task stays in the
-    /// registry of live tasks until its coroutine returned or was unwound (on itself).
+    /// The pointer stays valid while the coroutine that made it has not returned: it was
+    /// made by `Parking::prepare` on the running coroutine, and is used by that coroutine's
+    /// code (through its `Parking`) or, under a lock, for a waiter still linked on its frame
+    /// (`FrameWaker::to_waker`). The worker running the coroutine holds a reference, and a
+    /// parked task stays in the registry of live tasks until its coroutine returned or was
+    /// unwound (on itself).
     fn get(&self) -> &Task {
-        // SAFETY: the task outlives the `Parking` that holds this pointer (see above).
+        // SAFETY: the task outlives the coroutine's frames that hold this pointer (above).
         unsafe { &*self.0 }
     }
 }
@@ -690,25 +693,18 @@ impl Parking {
 
     /// A waker for this park (step 2: publish it where the event will find it).
     pub fn waker(&self) -> Waker {
-        let kind = match &self.kind {
-            ParkingKind::Coroutine { task, epoch } => WakerKind::Coroutine {
-                task: task.get().arc(),
-                epoch: *epoch,
-            },
-            ParkingKind::Thread(signal) => WakerKind::Thread(signal.clone()),
-        };
-        Waker { kind }
+        self.kind.waker()
     }
 
     /// An uncounted waker for this park, for a waiter on the parking frame (see
     /// [`FrameWaker`]).
     pub(crate) fn frame_waker(&self) -> FrameWaker {
         let kind = match &self.kind {
-            ParkingKind::Coroutine { task, epoch } => FrameWakerKind::Coroutine {
-                task: task.0,
+            ParkingKind::Coroutine { task, epoch } => ParkingKind::Coroutine {
+                task: BorrowedTask(task.0),
                 epoch: *epoch,
             },
-            ParkingKind::Thread(signal) => FrameWakerKind::Thread(signal.clone()),
+            ParkingKind::Thread(signal) => ParkingKind::Thread(signal.clone()),
         };
         FrameWaker { kind }
     }
