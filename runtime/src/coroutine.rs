@@ -10,26 +10,26 @@ use std::io;
 use std::marker::PhantomData;
 use std::num::NonZeroU64;
 use std::panic::Location;
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::context;
 use crate::runtime::{current_shared, Runtime};
 use crate::task::{Parking, Suspend, Task};
+use crate::task_ref::TaskRef;
 
 /// A handle to a coroutine, as [`std::thread::Thread`] is to a thread.
 #[derive(Clone)]
 pub struct Coroutine {
-    task: Arc<Task>,
+    task: TaskRef,
 }
 
 impl Coroutine {
-    pub(crate) fn from_task(task: Arc<Task>) -> Coroutine {
+    pub(crate) fn from_task(task: TaskRef) -> Coroutine {
         Coroutine { task }
     }
 
-    pub(crate) fn task(&self) -> &Arc<Task> {
+    pub(crate) fn task(&self) -> &TaskRef {
         &self.task
     }
 
@@ -46,7 +46,7 @@ impl Coroutine {
     /// Makes the coroutine's park token available, waking it if it is blocked in
     /// [`park`] or [`park_timeout`] (std semantics).
     pub fn unpark(&self) {
-        self.task.unpark();
+        Task::unpark(&self.task);
     }
 }
 
@@ -82,7 +82,7 @@ pub struct JoinHandle<T> {
 
 impl<T> JoinHandle<T> {
     /// The handle of `task`, spawned with a body that returns `T`.
-    pub(crate) fn new(task: Arc<Task>) -> JoinHandle<T> {
+    pub(crate) fn new(task: TaskRef) -> JoinHandle<T> {
         JoinHandle {
             coroutine: Coroutine::from_task(task),
             result: PhantomData,
@@ -249,7 +249,7 @@ pub fn current() -> Coroutine {
 
 /// The calling coroutine's handle, or `None` on a plain thread.
 pub fn try_current() -> Option<Coroutine> {
-    context::task().map(|task| Coroutine::from_task(task.arc()))
+    context::task().map(|task| Coroutine::from_task(task.task_ref()))
 }
 
 /// Whether the caller runs on a coroutine.
@@ -298,7 +298,7 @@ pub fn sleep_until(deadline: Instant) {
 /// `std::thread::park`.
 pub fn park() {
     match context::task() {
-        Some(task) => task.arc().park_token(None),
+        Some(task) => task.park_token(None),
         None => thread::park(),
     }
 }
@@ -308,7 +308,7 @@ pub fn park_timeout(timeout: Duration) {
     match context::task() {
         Some(task) => {
             let deadline = Instant::now().checked_add(timeout);
-            task.arc().park_token(deadline);
+            task.park_token(deadline);
         }
         None => thread::park_timeout(timeout),
     }

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use crate::coroutine::{Coroutine, CoroutineId};
 use crate::runtime::{current_shared, Shared};
 use crate::task::{Task, TaskState};
+use crate::task_ref::TaskRef;
 
 /// What a parked coroutine waits on. Primitives say it with [`crate::Parking::reason`];
 /// it is stored packed in one word.
@@ -278,7 +279,7 @@ pub(crate) fn collect(shared: &Arc<Shared>, backtraces: bool) -> Vec<CoroutineIn
         .collect()
 }
 
-fn info(shared: &Shared, task: &Arc<Task>, now_ms: u64, backtraces: bool) -> CoroutineInfo {
+fn info(shared: &Shared, task: &TaskRef, now_ms: u64, backtraces: bool) -> CoroutineInfo {
     let running = shared.slots.iter().any(|slot| slot.running_id() == task.id);
     let state = match task.state() {
         TaskState::Parked => CoroutineState::Parked,
@@ -307,7 +308,7 @@ fn info(shared: &Shared, task: &Arc<Task>, now_ms: u64, backtraces: bool) -> Cor
         _ => None,
     };
     let backtrace = (backtraces && parked)
-        .then(|| task.capture_backtrace())
+        .then(|| Task::capture_backtrace(task))
         .flatten();
     CoroutineInfo {
         id: Coroutine::from_task(task.clone()).id(),

@@ -64,6 +64,7 @@ mod stats;
 pub mod sync;
 mod sys;
 mod task;
+mod task_ref;
 mod timer;
 mod worker;
 

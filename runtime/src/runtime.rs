@@ -26,6 +26,7 @@ use crate::io::IoRegistry;
 use crate::stack;
 use crate::stats::Stats;
 use crate::task::{Coro, Resume, Suspend, Task};
+use crate::task_ref::TaskRef;
 use crate::timer::{TimerAction, TimerKey, Timers};
 use crate::worker::{bump, worker_main, WorkerSlot};
 
@@ -51,7 +52,7 @@ pub(crate) struct Registry {
 
 #[derive(Default)]
 struct Slab {
-    entries: Vec<Option<Arc<Task>>>,
+    entries: Vec<Option<TaskRef>>,
     free: Vec<usize>,
 }
 
@@ -104,26 +105,22 @@ impl Registry {
         }
     }
 
-    /// Adds `task` to the shard of worker `worker` (`None`: spawned from outside).
-    fn insert(&self, task: &Arc<Task>, worker: Option<usize>) {
+    /// Adds `task` (the registry's own reference) to the shard of worker `worker` (`None`:
+    /// spawned from outside).
+    fn insert(&self, task: TaskRef, worker: Option<usize>) {
         let shard = worker.unwrap_or(self.shards.len() - 1);
         let mut slab = self.shards[shard].lock().unwrap_or_else(|e| e.into_inner());
-        let index = match slab.free.pop() {
-            Some(index) => {
-                slab.entries[index] = Some(task.clone());
-                index
-            }
-            None => {
-                slab.entries.push(Some(task.clone()));
-                slab.entries.len() - 1
-            }
-        };
-        drop(slab);
+        let index = slab.free.pop().unwrap_or(slab.entries.len());
         let slot = RegistrySlot {
             shard: shard as u32,
             index: u32::try_from(index).expect("fewer than 2^32 live coroutines per worker"),
         };
         task.registry_slot.set(slot.pack());
+        if index == slab.entries.len() {
+            slab.entries.push(Some(task));
+        } else {
+            slab.entries[index] = Some(task);
+        }
     }
 
     /// Notes that `task` (whose coroutine returned on this worker) may leave the registry;
@@ -159,7 +156,7 @@ impl Registry {
     }
 
     /// Every live task (dumps): finished ones waiting in a retired batch are left out.
-    pub(crate) fn snapshot(&self) -> Vec<Arc<Task>> {
+    pub(crate) fn snapshot(&self) -> Vec<TaskRef> {
         let mut all = Vec::new();
         for shard in self.shards.iter() {
             let slab = shard.lock().unwrap_or_else(|e| e.into_inner());
@@ -174,7 +171,7 @@ impl Registry {
         all
     }
 
-    fn take_all(&self) -> Vec<Arc<Task>> {
+    fn take_all(&self) -> Vec<TaskRef> {
         let mut all = Vec::new();
         for shard in self.shards.iter() {
             let mut slab = shard.lock().unwrap_or_else(|e| e.into_inner());
@@ -202,7 +199,7 @@ pub(crate) struct Config {
 /// State shared by every thread and task of one runtime.
 pub(crate) struct Shared {
     pub(crate) config: Config,
-    pub(crate) injector: Injector<Arc<Task>>,
+    pub(crate) injector: Injector<TaskRef>,
     pub(crate) slots: Box<[WorkerSlot]>,
     pub(crate) idle: Idle,
     pub(crate) poller: Poller,
@@ -335,7 +332,7 @@ impl Shared {
 
     /// Makes a woken task runnable: on the current worker's runnext when called from a
     /// worker of this runtime, else through the injector.
-    pub(crate) fn schedule(task: Arc<Task>) {
+    pub(crate) fn schedule(task: TaskRef) {
         if let Some(worker) = context::worker() {
             if Arc::ptr_eq(&worker.shared, &task.shared) {
                 worker.push_next(task);
@@ -443,25 +440,28 @@ impl Shared {
         };
         let id = NEXT_TASK_ID.fetch_add(1, Ordering::Relaxed);
         stack::set_owner_name(&stack, id, name.as_deref());
-        let task = Arc::new(Task::new(
+        let task = TaskRef::new(Task::new(
             self.clone(),
             id,
             name.map(String::into_boxed_str),
             spawned_at,
-        ));
+        ))?;
         let body = TaskBody {
             f,
             unreported: Unreported {
-                task: Arc::as_ptr(&task),
+                task: TaskRef::as_ptr(&task),
                 result: PhantomData,
             },
         };
         let coro = Coro::with_stack(stack, move |yielder, _first: Resume| body.run(yielder));
         // SAFETY: the task is not queued or shared with any other thread yet.
         unsafe { task.set_coro(coro) };
+        // SAFETY: no other thread sees the task before it is queued below.
+        let registered = unsafe { task.clone_unpublished() };
         self.registry
-            .insert(&task, worker.map(|worker| worker.index));
-        let handle = JoinHandle::new(task.clone());
+            .insert(registered, worker.map(|worker| worker.index));
+        // SAFETY: as above.
+        let handle = JoinHandle::new(unsafe { task.clone_unpublished() });
         match worker {
             Some(worker) => {
                 let counter = &worker.slot().counters.spawned;

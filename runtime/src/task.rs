@@ -65,6 +65,7 @@ use crate::join::JoinSlot;
 use crate::local::Slots;
 use crate::runtime::Shared;
 use crate::stack::PooledStack;
+use crate::task_ref::TaskRef;
 use crate::timer::TimerAction;
 
 const RUNNING: u64 = 0;
@@ -122,8 +123,9 @@ pub(crate) struct SendCoro(pub(crate) Coro);
 // over ownership with acquire/release), or the runtime's shutdown after all workers stopped.
 unsafe impl Send for SendCoro {}
 
-/// The control block of one coroutine. Shared (`Arc`) by the run queues, wakers, its
-/// [`crate::Coroutine`] handles and the runtime's registry of live tasks.
+/// The control block of one coroutine. Shared (through [`TaskRef`]s: a pool cell with a
+/// reference count) by the run queues, wakers, its [`crate::Coroutine`] handles and the
+/// runtime's registry of live tasks.
 pub(crate) struct Task {
     /// Epoch and park state, see the module table.
     state: AtomicU64,
@@ -246,13 +248,13 @@ impl Task {
     /// Resumes this *parked* coroutine on the calling thread just long enough to capture its
     /// backtrace, without waking it. Returns `None` if it is not parked (running, runnable or
     /// finished). A wake that arrives meanwhile is honoured afterwards.
-    pub(crate) fn capture_backtrace(self: &Arc<Self>) -> Option<Backtrace> {
-        let current = self.state.load(Ordering::Acquire);
+    pub(crate) fn capture_backtrace(this: &TaskRef) -> Option<Backtrace> {
+        let current = this.state.load(Ordering::Acquire);
         if current & STATE_MASK != PARKED {
             return None;
         }
         let epoch = epoch_of(current);
-        self.state
+        this.state
             .compare_exchange(
                 current,
                 pack(epoch, CAPTURING),
@@ -263,12 +265,12 @@ impl Task {
         let mut slot: Option<Backtrace> = None;
         // SAFETY: moving PARKED -> CAPTURING gave us the run right: no waker can schedule the
         // task until we give it back below, and no worker holds it (it is parked).
-        let coro = unsafe { self.coro_mut() };
+        let coro = unsafe { this.coro_mut() };
         if let Some(coro) = coro {
             // The coroutine answers inside `suspend` and suspends again with `Park`.
             let _ = coro.0.resume(Resume::Capture(&mut slot));
         }
-        if self
+        if this
             .state
             .compare_exchange(
                 pack(epoch, CAPTURING),
@@ -279,8 +281,8 @@ impl Task {
             .is_err()
         {
             // A waker fired during the capture (CAPTURE_NOTIFIED): we schedule it.
-            self.state.store(pack(epoch, RUNNING), Ordering::Release);
-            Shared::schedule(self.clone());
+            this.state.store(pack(epoch, RUNNING), Ordering::Release);
+            Shared::schedule(this.clone());
         }
         slot
     }
@@ -318,8 +320,8 @@ impl Task {
     /// Wakes the task if it is in park epoch `epoch`; see the module table. Takes the
     /// waker's reference, which becomes the run queue's if the task was parked (no count
     /// change on the hot path).
-    fn wake_epoch(self: Arc<Self>, epoch: u32) {
-        let mut current = self.state.load(Ordering::Acquire);
+    fn wake_epoch(this: TaskRef, epoch: u32) {
+        let mut current = this.state.load(Ordering::Acquire);
         loop {
             if epoch_of(current) != epoch {
                 return;
@@ -330,7 +332,7 @@ impl Task {
                 CAPTURING => pack(epoch, CAPTURE_NOTIFIED),
                 _ => return,
             };
-            match self.state.compare_exchange_weak(
+            match this.state.compare_exchange_weak(
                 current,
                 next,
                 Ordering::AcqRel,
@@ -338,7 +340,7 @@ impl Task {
             ) {
                 Ok(_) => {
                     if current & STATE_MASK == PARKED {
-                        Shared::schedule(self);
+                        Shared::schedule(this);
                     }
                     return;
                 }
@@ -353,17 +355,17 @@ impl Task {
     }
 
     /// Returns the `park()` token, `Coroutine::unpark` semantics.
-    pub(crate) fn unpark(self: &Arc<Self>) {
-        self.park_token.store(true, Ordering::SeqCst);
-        let epoch = self.park_epoch.load(Ordering::SeqCst);
+    pub(crate) fn unpark(this: &TaskRef) {
+        this.park_token.store(true, Ordering::SeqCst);
+        let epoch = this.park_epoch.load(Ordering::SeqCst);
         if epoch != 0 {
-            self.clone().wake_epoch((epoch - 1) as u32);
+            Task::wake_epoch(this.clone(), (epoch - 1) as u32);
         }
     }
 
     /// `park()` on the running coroutine: consume the token or wait for `unpark`, or for
     /// `deadline` if given.
-    pub(crate) fn park_token(self: &Arc<Self>, deadline: Option<Instant>) {
+    pub(crate) fn park_token(&self, deadline: Option<Instant>) {
         if self.park_token.swap(false, Ordering::SeqCst) {
             return;
         }
@@ -473,7 +475,7 @@ impl ThreadSignal {
     }
 }
 
-/// Wakes one park of one coroutine or thread. Cheap to clone (one `Arc` increment); waking
+/// Wakes one park of one coroutine or thread. Cheap to clone (one reference-count increment); waking
 /// a stale or already-woken park does nothing.
 #[derive(Clone)]
 pub struct Waker {
@@ -482,7 +484,7 @@ pub struct Waker {
 
 #[derive(Clone)]
 enum WakerKind {
-    Coroutine { task: Arc<Task>, epoch: u32 },
+    Coroutine { task: TaskRef, epoch: u32 },
     Thread(Arc<ThreadSignal>),
 }
 
@@ -490,7 +492,7 @@ impl Waker {
     /// Wakes the parked coroutine or thread (at most once per park, whoever calls first).
     pub fn wake(self) {
         match self.kind {
-            WakerKind::Coroutine { task, epoch } => task.wake_epoch(epoch),
+            WakerKind::Coroutine { task, epoch } => Task::wake_epoch(task, epoch),
             WakerKind::Thread(signal) => signal.notify(),
         }
     }
@@ -506,7 +508,7 @@ impl Waker {
             (
                 WakerKind::Coroutine { task: a, epoch: x },
                 WakerKind::Coroutine { task: b, epoch: y },
-            ) => Arc::ptr_eq(a, b) && x == y,
+            ) => TaskRef::ptr_eq(a, b) && x == y,
             (WakerKind::Thread(a), WakerKind::Thread(b)) => Arc::ptr_eq(a, b),
             _ => false,
         }
@@ -519,7 +521,7 @@ impl Waker {
         match self.kind {
             // The epoch is not stored: a waker held in a single slot is that park's only
             // waker, so the task's current epoch is its epoch when the slot is taken.
-            WakerKind::Coroutine { task, .. } => Arc::into_raw(task) as usize,
+            WakerKind::Coroutine { task, .. } => TaskRef::into_raw(task) as usize,
             WakerKind::Thread(signal) => Arc::into_raw(signal) as usize | 1,
         }
     }
@@ -537,9 +539,9 @@ impl Waker {
                 kind: WakerKind::Thread(signal),
             }
         } else {
-            // SAFETY: the word is an `Arc<Task>` leaked by `into_raw` (Task is 8-aligned, so
+            // SAFETY: the word is a `TaskRef` given up by `into_raw` (Task is 8-aligned, so
             // the low bit is free).
-            let task = unsafe { Arc::from_raw(raw as *const Task) };
+            let task = unsafe { TaskRef::from_raw(raw as *const Task) };
             let epoch = task.current_epoch();
             Waker {
                 kind: WakerKind::Coroutine { task, epoch },
@@ -579,7 +581,7 @@ pub(crate) struct FrameWaker {
 }
 
 // SAFETY: a counterpart on another thread reads a `FrameWaker` by reference, only through
-// `to_waker`: it makes an `Arc<Task>` of a live task (`Task` is `Send + Sync`) or clones an
+// `to_waker`: it makes a `TaskRef` of a live task (`Task` is `Send + Sync`) or clones an
 // `Arc<ThreadSignal>`, both thread-safe. The borrowed task pointer is what makes it `!Sync`
 // by default.
 unsafe impl Sync for FrameWaker {}
@@ -632,7 +634,7 @@ impl ParkingKind {
     fn waker(&self) -> Waker {
         let kind = match self {
             ParkingKind::Coroutine { task, epoch } => WakerKind::Coroutine {
-                task: task.get().arc(),
+                task: task.get().task_ref(),
                 epoch: *epoch,
             },
             ParkingKind::Thread(signal) => WakerKind::Thread(signal.clone()),
@@ -774,18 +776,14 @@ impl Parking {
 }
 
 impl Task {
-    /// Recovers the `Arc` of the running task from a plain reference.
+    /// A counted reference to this task, from a plain one.
     ///
-    /// Every `Task` lives in an `Arc` (it is created only by `Shared::spawn`), and the running
-    /// task's `Arc` is kept alive by the registry of live tasks while it runs.
-    pub(crate) fn arc(&self) -> Arc<Task> {
-        let ptr: *const Task = self;
-        // SAFETY: `self` is inside an `Arc<Task>` allocation (see above) that has at least one
-        // strong reference for as long as `&self` is usable; incrementing first keeps the
-        // count balanced when `from_raw` takes ownership of one reference.
-        unsafe {
-            Arc::increment_strong_count(ptr);
-            Arc::from_raw(ptr)
-        }
+    /// Every `Task` lives in a `TaskRef` cell (it is created only by `Shared::spawn`), and the
+    /// running task's cell is kept alive by the registry of live tasks while it runs.
+    #[inline]
+    pub(crate) fn task_ref(&self) -> TaskRef {
+        // SAFETY: as above: `self` is a cell's task with at least one reference for as long as
+        // `&self` is usable.
+        unsafe { TaskRef::from_task(self) }
     }
 }

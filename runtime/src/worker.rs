@@ -37,6 +37,7 @@ use crate::runtime::{RetiredTasks, Shared};
 use crate::stack::{self, LocalCache};
 use crate::sys::CpuClock;
 use crate::task::{Resume, Suspend, Task};
+use crate::task_ref::TaskRef;
 
 /// How many times in a row `runnext` may win over the local deque.
 const RUNNEXT_STREAK: u32 = 8;
@@ -65,10 +66,10 @@ pub(crate) fn bump(counter: &AtomicU64) {
 
 /// The shared half of a worker: what other threads may touch.
 pub(crate) struct WorkerSlot {
-    pub(crate) stealer: Stealer<Arc<Task>>,
+    pub(crate) stealer: Stealer<TaskRef>,
     /// The owner end of the deque while no thread runs this slot.
-    deque: Mutex<Option<Worker<Arc<Task>>>>,
-    /// Go's runnext; an `Arc<Task>` leaked with `into_raw`, or null. Any thread may take it.
+    deque: Mutex<Option<Worker<TaskRef>>>,
+    /// Go's runnext; a `TaskRef` given up with `into_raw`, or null. Any thread may take it.
     runnext: AtomicPtr<Task>,
     /// A thread is running this slot.
     pub(crate) active: AtomicBool,
@@ -113,23 +114,23 @@ impl WorkerSlot {
     }
 
     /// Takes the runnext coroutine, from any thread.
-    pub(crate) fn take_runnext(&self) -> Option<Arc<Task>> {
+    pub(crate) fn take_runnext(&self) -> Option<TaskRef> {
         if self.runnext.load(Ordering::Relaxed).is_null() {
             return None;
         }
         let ptr = self.runnext.swap(std::ptr::null_mut(), Ordering::AcqRel);
-        // SAFETY: a non-null runnext is an `Arc<Task>` leaked by `put_runnext`; the swap
+        // SAFETY: a non-null runnext is a `TaskRef` given up by `put_runnext`; the swap
         // gives this thread sole ownership of that reference.
-        (!ptr.is_null()).then(|| unsafe { Arc::from_raw(ptr) })
+        (!ptr.is_null()).then(|| unsafe { TaskRef::from_raw(ptr) })
     }
 
     /// Puts `task` in runnext; returns the coroutine it displaced.
-    fn put_runnext(&self, task: Arc<Task>) -> Option<Arc<Task>> {
+    fn put_runnext(&self, task: TaskRef) -> Option<TaskRef> {
         let old = self
             .runnext
-            .swap(Arc::into_raw(task) as *mut Task, Ordering::AcqRel);
+            .swap(TaskRef::into_raw(task).cast_mut(), Ordering::AcqRel);
         // SAFETY: as in `take_runnext`: the swap made us the owner of the old reference.
-        (!old.is_null()).then(|| unsafe { Arc::from_raw(old) })
+        (!old.is_null()).then(|| unsafe { TaskRef::from_raw(old) })
     }
 
     /// Whether this slot has queued work (deque or runnext).
@@ -153,7 +154,7 @@ impl WorkerSlot {
     }
 
     /// Drops whatever is queued (shutdown, after the owner stopped).
-    pub(crate) fn drain(&self) -> Vec<Arc<Task>> {
+    pub(crate) fn drain(&self) -> Vec<TaskRef> {
         let mut tasks: Vec<_> = self.take_runnext().into_iter().collect();
         loop {
             match self.stealer.steal() {
@@ -172,7 +173,7 @@ pub(crate) struct WorkerContext {
     pub(crate) index: usize,
     /// `&shared.slots[index]`, kept because every schedule reads it (see `slot`).
     slot: *const WorkerSlot,
-    deque: Worker<Arc<Task>>,
+    deque: Worker<TaskRef>,
     current: Cell<*const Task>,
     pub(crate) stacks: RefCell<LocalCache>,
     tick: Cell<u32>,
@@ -199,7 +200,7 @@ impl WorkerContext {
     /// The coroutine this worker is running, if any.
     pub(crate) fn current_task(&self) -> Option<&Task> {
         // SAFETY: `current` is set to a task kept alive by the caller of `resume` (it holds
-        // an `Arc`) for exactly the duration of the resume, and cleared after.
+        // a `TaskRef`) for exactly the duration of the resume, and cleared after.
         unsafe { self.current.get().as_ref() }
     }
 
@@ -211,7 +212,7 @@ impl WorkerContext {
     /// a sibling thread that would only find `runnext` costs a futex wake per message. If the
     /// current coroutine instead runs on for long, the monitor notices within a tick and lets
     /// an idle worker take `runnext` (see `steal`).
-    pub(crate) fn push_next(&self, task: Arc<Task>) {
+    pub(crate) fn push_next(&self, task: TaskRef) {
         if self.batching.get() {
             self.deque.push(task);
             self.batched.set(self.batched.get() + 1);
@@ -250,7 +251,7 @@ impl WorkerContext {
     }
 
     /// Steps 1 to 4 of the search order: work this worker can take without stealing.
-    fn find_local(&self) -> Option<Arc<Task>> {
+    fn find_local(&self) -> Option<TaskRef> {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
         if tick % 61 == 0 {
@@ -272,7 +273,7 @@ impl WorkerContext {
             .or_else(|| self.steal_injector())
     }
 
-    fn steal_injector(&self) -> Option<Arc<Task>> {
+    fn steal_injector(&self) -> Option<TaskRef> {
         loop {
             match self.shared.injector.steal_batch_and_pop(&self.deque) {
                 Steal::Success(task) => return Some(task),
@@ -283,7 +284,7 @@ impl WorkerContext {
     }
 
     /// Step 5: steal from the other active workers.
-    fn steal(&self) -> Option<Arc<Task>> {
+    fn steal(&self) -> Option<TaskRef> {
         let slots = self.shared.started_slots();
         let start = (self.next_random() as usize) % slots.len();
         for offset in 0..slots.len() {
@@ -325,7 +326,7 @@ impl WorkerContext {
     /// coroutine spawning many), spinning saves the producer a wake-up syscall per item;
     /// where it mostly arrives through the poller (a server), spins fail, and a failed spin
     /// only burns CPU that counts in every request (docs/performance.md, "Spinning").
-    fn spin(&self) -> Option<Arc<Task>> {
+    fn spin(&self) -> Option<TaskRef> {
         let passes = self.spin_passes.get();
         // Read the clock only for a spin that paces (most are one pass on a server).
         let started = (passes > 1).then(Instant::now);
@@ -358,10 +359,10 @@ impl WorkerContext {
 
     /// Runs `task` until it parks, yields or finishes; after a yield, goes on with the next
     /// local coroutine without going back through the run loop.
-    fn run_task(&self, mut task: Arc<Task>) {
+    fn run_task(&self, mut task: TaskRef) {
         let slot = self.slot();
         loop {
-            self.current.set(Arc::as_ptr(&task));
+            self.current.set(TaskRef::as_ptr(&task));
             bump(&slot.ticks);
             slot.running.store(task.id, Ordering::Release);
             // SAFETY: this worker dequeued the task, so it holds the run right until it
@@ -403,7 +404,7 @@ impl WorkerContext {
         }
     }
 
-    fn finish(&self, task: Arc<Task>) {
+    fn finish(&self, task: TaskRef) {
         // SAFETY: the coroutine returned on this worker, which still holds the run right.
         let coro = unsafe { task.coro_mut() }.take();
         if let Some(coro) = coro {
