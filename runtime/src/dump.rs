@@ -271,7 +271,11 @@ pub(crate) fn collect(shared: &Arc<Shared>, backtraces: bool) -> Vec<CoroutineIn
         crate::stack::ensure_altstack();
     }
     let now_ms = shared.coarse_now_ms();
-    let mut tasks = shared.registry.snapshot();
+    // Finished tasks whose last references are still held somewhere are not listed.
+    let mut tasks: Vec<_> = crate::task_ref::live_tasks()
+        .into_iter()
+        .filter(|task| Arc::ptr_eq(&task.shared, shared) && !task.is_finished())
+        .collect();
     tasks.sort_by_key(|task| task.id);
     tasks
         .iter()

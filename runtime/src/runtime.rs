@@ -35,153 +35,6 @@ const MAX_SPARE_WORKERS: usize = 64;
 
 static NEXT_TASK_ID: AtomicU64 = AtomicU64::new(1);
 
-/// The registry of live tasks (for shutdown and dumps).
-///
-/// One shard per worker slot, plus one for spawns from outside the workers: a task goes into
-/// its spawner's shard, so a worker's spawns lock a mutex no other thread touches on that
-/// path. Removal is batched: a worker whose coroutine returned notes its slot
-/// ([`RetiredTasks`]) and takes a batch out of the registry at once (one lock per shard per
-/// batch), when the batch is full and before the worker sleeps or exits. Until then the
-/// entry holds the finished task; dumps skip finished tasks, and shutdown finds their
-/// coroutine gone. The live count comes from the spawn and completion counters instead.
-/// (Measured in docs/performance.md: a lock on a shared shard for the insert on one worker
-/// and the remove on another cost ~60 ns of a spawn+join.)
-pub(crate) struct Registry {
-    shards: Box<[Mutex<Slab>]>,
-}
-
-#[derive(Default)]
-struct Slab {
-    entries: Vec<Option<TaskRef>>,
-    free: Vec<usize>,
-}
-
-/// A task's place in the registry, packed into `Task::registry_slot`.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct RegistrySlot {
-    shard: u32,
-    index: u32,
-}
-
-impl RegistrySlot {
-    fn pack(self) -> u64 {
-        (u64::from(self.shard) << 32) | u64::from(self.index)
-    }
-
-    fn unpack(word: u64) -> RegistrySlot {
-        RegistrySlot {
-            shard: (word >> 32) as u32,
-            index: word as u32,
-        }
-    }
-}
-
-/// A worker's finished tasks whose registry entries are not yet removed.
-pub(crate) struct RetiredTasks {
-    slots: Vec<RegistrySlot>,
-}
-
-/// Finished tasks a worker collects before it removes them from the registry at once.
-const RETIRE_BATCH: usize = 32;
-
-impl RetiredTasks {
-    pub(crate) fn new() -> RetiredTasks {
-        RetiredTasks {
-            slots: Vec::with_capacity(RETIRE_BATCH),
-        }
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.slots.is_empty()
-    }
-}
-
-impl Registry {
-    fn new(worker_slots: usize) -> Registry {
-        Registry {
-            shards: (0..worker_slots + 1)
-                .map(|_| Mutex::new(Slab::default()))
-                .collect(),
-        }
-    }
-
-    /// Adds `task` (the registry's own reference) to the shard of worker `worker` (`None`:
-    /// spawned from outside).
-    fn insert(&self, task: TaskRef, worker: Option<usize>) {
-        let shard = worker.unwrap_or(self.shards.len() - 1);
-        let mut slab = self.shards[shard].lock().unwrap_or_else(|e| e.into_inner());
-        let index = slab.free.pop().unwrap_or(slab.entries.len());
-        let slot = RegistrySlot {
-            shard: shard as u32,
-            index: u32::try_from(index).expect("fewer than 2^32 live coroutines per worker"),
-        };
-        task.registry_slot.set(slot.pack());
-        if index == slab.entries.len() {
-            slab.entries.push(Some(task));
-        } else {
-            slab.entries[index] = Some(task);
-        }
-    }
-
-    /// Notes that `task` (whose coroutine returned on this worker) may leave the registry;
-    /// removes a full batch.
-    pub(crate) fn retire(&self, task: &Task, retired: &mut RetiredTasks) {
-        retired
-            .slots
-            .push(RegistrySlot::unpack(task.registry_slot.get()));
-        if retired.slots.len() >= RETIRE_BATCH {
-            self.remove_retired(retired);
-        }
-    }
-
-    /// Removes the entries of `retired` (one lock per shard); the tasks are dropped after
-    /// the locks.
-    pub(crate) fn remove_retired(&self, retired: &mut RetiredTasks) {
-        retired.slots.sort_unstable();
-        let mut removed = Vec::with_capacity(retired.slots.len());
-        for group in retired.slots.chunk_by(|a, b| a.shard == b.shard) {
-            let mut slab = self.shards[group[0].shard as usize]
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            for slot in group {
-                let index = slot.index as usize;
-                if let Some(task) = slab.entries.get_mut(index).and_then(Option::take) {
-                    slab.free.push(index);
-                    removed.push(task);
-                }
-            }
-        }
-        retired.slots.clear();
-        drop(removed);
-    }
-
-    /// Every live task (dumps): finished ones waiting in a retired batch are left out.
-    pub(crate) fn snapshot(&self) -> Vec<TaskRef> {
-        let mut all = Vec::new();
-        for shard in self.shards.iter() {
-            let slab = shard.lock().unwrap_or_else(|e| e.into_inner());
-            all.extend(
-                slab.entries
-                    .iter()
-                    .flatten()
-                    .filter(|task| !task.is_finished())
-                    .cloned(),
-            );
-        }
-        all
-    }
-
-    fn take_all(&self) -> Vec<TaskRef> {
-        let mut all = Vec::new();
-        for shard in self.shards.iter() {
-            let mut slab = shard.lock().unwrap_or_else(|e| e.into_inner());
-            all.extend(slab.entries.drain(..).flatten());
-            slab.free.clear();
-        }
-        all
-    }
-}
-
 /// Configuration fixed at build time.
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
@@ -214,7 +67,6 @@ pub(crate) struct Shared {
     last_poll_ms: AtomicU64,
     pub(crate) epoch: Instant,
     pub(crate) io: IoRegistry,
-    pub(crate) registry: Registry,
     pub(crate) blocking: BlockingPool,
     shutdown: AtomicBool,
     /// Spawns from outside any worker of this runtime.
@@ -345,7 +197,7 @@ impl Shared {
         // (A clone of the runtime's `Arc` would do the same with a count every thread shares.)
         let shared = &task.shared;
         if shared.is_shutdown() {
-            // Nobody will run it; shutdown unwinds it from the registry.
+            // Nobody will run it; shutdown finds it (`live_tasks`) and unwinds it.
             return;
         }
         shared.injector.push(task.clone());
@@ -440,7 +292,7 @@ impl Shared {
         };
         let id = NEXT_TASK_ID.fetch_add(1, Ordering::Relaxed);
         stack::set_owner_name(&stack, id, name.as_deref());
-        let task = TaskRef::new(Task::new(
+        let [task, own, joined] = TaskRef::new(Task::new(
             self.clone(),
             id,
             name.map(String::into_boxed_str),
@@ -452,16 +304,12 @@ impl Shared {
                 task: TaskRef::as_ptr(&task),
                 result: PhantomData,
             },
+            own,
         };
         let coro = Coro::with_stack(stack, move |yielder, _first: Resume| body.run(yielder));
         // SAFETY: the task is not queued or shared with any other thread yet.
         unsafe { task.set_coro(coro) };
-        // SAFETY: no other thread sees the task before it is queued below.
-        let registered = unsafe { task.clone_unpublished() };
-        self.registry
-            .insert(registered, worker.map(|worker| worker.index));
-        // SAFETY: as above.
-        let handle = JoinHandle::new(unsafe { task.clone_unpublished() });
+        let handle = JoinHandle::new(joined);
         match worker {
             Some(worker) => {
                 let counter = &worker.slot().counters.spawned;
@@ -557,18 +405,27 @@ struct TaskBody<F, T> {
     /// Completes the join slot if the body never does (`f` returns a `T`); holds the body's
     /// pointer to its task.
     unreported: Unreported<T>,
+    /// The coroutine's own reference to its task: a coroutine keeps its control block alive
+    /// until it returns or is unwound, whoever else lets go (a parked coroutine that nobody
+    /// will wake, a detached one). Shutdown finds such tasks through `live_tasks`. Never
+    /// the last reference: the worker resuming the coroutine (or the shutdown unwinding
+    /// it) holds one too.
+    own: TaskRef,
 }
 
 // SAFETY: `f` is `Send` by the `spawn` bounds (and `T`, which the body sends to the joiner
 // through the task); `unreported.task` points to the task that owns this body's coroutine,
-// which outlives the body (the registry holds it until the coroutine returns or is unwound)
-// and is `Sync`.
+// which outlives the body (`own` holds it until the coroutine returns or is unwound) and is
+// `Sync`.
 unsafe impl<F: Send, T: Send> Send for TaskBody<F, T> {}
 
 impl<F: FnOnce() -> T, T> TaskBody<F, T> {
     fn run(self, yielder: &corosensei::Yielder<Resume, Suspend>) {
-        // SAFETY: see the `Send` impl: the task outlives its coroutine's body.
-        let task = unsafe { &*self.unreported.task };
+        // `own` first, so that it drops last: `unreported` reports through the task as it
+        // drops (on the unwinding path).
+        let own = self.own;
+        let unreported = self.unreported;
+        let task: &Task = &own;
         task.set_yielder(yielder);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(self.f));
         crate::local::drop_locals(task);
@@ -578,13 +435,11 @@ impl<F: FnOnce() -> T, T> TaskBody<F, T> {
             return;
         }
         // Account for the task before its joiner can observe the result, so that stats read
-        // after `join` are exact. The worker still holds the task until the body returns,
-        // and the registry until the worker removes its batch of retired tasks.
+        // after `join` are exact. The worker still holds the task until the body returns.
         task.finished.store(true, Ordering::Release);
         let worker = context::worker().expect("coronet: a coroutine body runs on a worker");
         bump(&worker.slot().counters.completed);
-        worker.retire(task);
-        std::mem::forget(self.unreported);
+        std::mem::forget(unreported);
         // SAFETY: the body completes once (`unreported` is disarmed), with the `T` its
         // `JoinHandle` was made for.
         unsafe { task.join.complete::<T>(result) };
@@ -767,7 +622,6 @@ impl Builder {
             last_poll_ms: AtomicU64::new(0),
             epoch: Instant::now(),
             io: IoRegistry::new(),
-            registry: Registry::new(workers + MAX_SPARE_WORKERS),
             blocking: BlockingPool::new(),
             shutdown: AtomicBool::new(false),
             foreign_spawns: AtomicU64::new(0),
@@ -894,7 +748,10 @@ impl Runtime {
         for slot in shared.slots.iter() {
             drop(slot.drain());
         }
-        for task in shared.registry.take_all() {
+        let ours = crate::task_ref::live_tasks()
+            .into_iter()
+            .filter(|task| Arc::ptr_eq(&task.shared, shared));
+        for task in ours {
             task.unwinding.store(true, Ordering::Release);
             // SAFETY: every worker thread has stopped, so nothing else holds the run right.
             let coro = unsafe { task.coro_mut() }.take();

@@ -124,8 +124,8 @@ pub(crate) struct SendCoro(pub(crate) Coro);
 unsafe impl Send for SendCoro {}
 
 /// The control block of one coroutine. Shared (through [`TaskRef`]s: a pool cell with a
-/// reference count) by the run queues, wakers, its [`crate::Coroutine`] handles and the
-/// runtime's registry of live tasks.
+/// reference count) by the run queues, wakers, its [`crate::Coroutine`] handles and its own
+/// coroutine body, which keeps it alive until it returns.
 pub(crate) struct Task {
     /// Epoch and park state, see the module table.
     state: AtomicU64,
@@ -148,8 +148,6 @@ pub(crate) struct Task {
     /// Coroutine-local values, touched only by code running on this coroutine; boxed on
     /// first use, so that a coroutine without locals carries one word for them.
     pub(crate) locals: UnsafeCell<Option<Box<Slots>>>,
-    /// Slot in the runtime's registry of live tasks.
-    pub(crate) registry_slot: Cell<u64>,
     /// What the coroutine waits on, a packed [`WaitReason`], written at park time.
     pub(crate) wait: AtomicU64,
     /// When it parked, in the runtime's coarse milliseconds (`Shared::coarse_now_ms`).
@@ -163,7 +161,7 @@ pub(crate) struct Task {
 }
 
 // SAFETY: the `Cell`/`UnsafeCell` fields are only accessed by the thread that currently runs
-// the coroutine (yielder, locals) or holds its run right (coro, registry_slot); the run
+// the coroutine (yielder, locals) or holds its run right (coro); the run
 // right moves between threads through the run queues, whose push/pop are release/acquire.
 unsafe impl Sync for Task {}
 // SAFETY: as above; `SendCoro` is `Send` by its own argument, `locals` hold values created
@@ -188,7 +186,6 @@ impl Task {
             park_epoch: AtomicU64::new(0),
             unwinding: AtomicBool::new(false),
             locals: UnsafeCell::new(None),
-            registry_slot: Cell::new(u64::MAX),
             wait: AtomicU64::new(0),
             parked_at: AtomicU64::new(0),
             spawned_at,
@@ -610,7 +607,7 @@ impl FrameWaker {
 ///
 /// A `Parking` belongs to the coroutine (or thread) that prepared it: it is neither `Send`
 /// nor `Sync`. It holds no reference count on the coroutine (the running coroutine's task is
-/// alive while its code runs, and a parked one stays in the runtime's registry), so preparing
+/// alive while its code runs, and a parked one is kept by its own body), so preparing
 /// and dropping it costs no atomic read-modify-write; each [`Parking::waker`] takes one.
 ///
 /// ```compile_fail
@@ -652,7 +649,7 @@ impl BorrowedTask {
     /// made by `Parking::prepare` on the running coroutine, and is used by that coroutine's
     /// code (through its `Parking`) or, under a lock, for a waiter still linked on its frame
     /// (`FrameWaker::to_waker`). The worker running the coroutine holds a reference, and a
-    /// parked task stays in the registry of live tasks until its coroutine returned or was
+    /// parked task is kept by its coroutine body's own reference until the body returned or was
     /// unwound (on itself).
     fn get(&self) -> &Task {
         // SAFETY: the task outlives the coroutine's frames that hold this pointer (above).
@@ -779,7 +776,7 @@ impl Task {
     /// A counted reference to this task, from a plain one.
     ///
     /// Every `Task` lives in a `TaskRef` cell (it is created only by `Shared::spawn`), and the
-    /// running task's cell is kept alive by the registry of live tasks while it runs.
+    /// running task's cell is kept alive by its worker's reference while it runs.
     #[inline]
     pub(crate) fn task_ref(&self) -> TaskRef {
         // SAFETY: as above: `self` is a cell's task with at least one reference for as long as

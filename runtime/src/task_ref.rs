@@ -46,6 +46,10 @@ struct TaskCell {
     refs: AtomicUsize,
 }
 
+// The free list's link overlays a free cell's first word, which must not be the count:
+// `live_tasks` reads the count of free cells too.
+const _: () = assert!(std::mem::offset_of!(TaskCell, refs) >= std::mem::size_of::<usize>());
+
 /// Above this count a reference count is assumed to be leaking in a loop; as `Arc`, abort
 /// before it can wrap.
 const MAX_REFS: usize = isize::MAX as usize;
@@ -64,48 +68,38 @@ unsafe impl Send for TaskRef {}
 unsafe impl Sync for TaskRef {}
 
 impl TaskRef {
-    /// Moves `task` into a cell from the pool: the one reference to it.
+    /// Moves `task` into a cell from the pool: `N` references to it, counted at once.
+    ///
+    /// The spawner needs several (the coroutine body's own, the join handle's, the run
+    /// queue's): made here, they cost no read-modify-write each. They cannot be made by
+    /// counting up later without one, even before the task is shared: [`live_tasks`] may
+    /// take a reference to any task the moment its count is published.
     ///
     /// Fails only when the allocator cannot give the pool a new chunk.
-    pub(crate) fn new(task: Task) -> io::Result<TaskRef> {
+    pub(crate) fn new<const N: usize>(task: Task) -> io::Result<[TaskRef; N]> {
+        const { assert!(N > 0) };
         let cell = pool::allocate()?.cast::<TaskCell>();
         // SAFETY: `allocate` returned an unused cell, sized and aligned for a `TaskCell`,
-        // that this thread owns until it publishes the reference.
+        // that this thread owns until it publishes the count. Its count is a valid 0 (pool
+        // invariant); the task is written first and the count last, by an atomic store,
+        // because `live_tasks` may read the count of any cell at any time.
         unsafe {
-            cell.as_ptr().write(TaskCell {
-                task,
-                refs: AtomicUsize::new(1),
-            })
-        };
-        Ok(TaskRef {
+            ptr::addr_of_mut!((*cell.as_ptr()).task).write(task);
+            let refs = &(*cell.as_ptr()).refs;
+            debug_assert_eq!(refs.load(Ordering::Relaxed), 0, "a free cell's count is 0");
+            // Release: a `live_tasks` scan that reads this count sees the task written.
+            refs.store(N, Ordering::Release);
+        }
+        Ok([(); N].map(|()| TaskRef {
             cell,
             _owns: PhantomData,
-        })
+        }))
     }
 
     #[inline]
     fn cell(&self) -> &TaskCell {
         // SAFETY: the cell is live while this reference counts in it.
         unsafe { self.cell.as_ref() }
-    }
-
-    /// Another reference, counted without a read-modify-write.
-    ///
-    /// For the spawner, which hands out its first references (registry, join handle, run
-    /// queue) before any other thread can see the task: two locked instructions per spawn
-    /// fewer than `clone`.
-    ///
-    /// # Safety
-    /// No other thread may hold or make a reference to this task yet (the count is read and
-    /// written as if nobody else could change it).
-    #[inline]
-    pub(crate) unsafe fn clone_unpublished(&self) -> TaskRef {
-        let refs = &self.cell().refs;
-        refs.store(refs.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-        TaskRef {
-            cell: self.cell,
-            _owns: PhantomData,
-        }
     }
 
     /// The task's address; the reference stays with `self`.
@@ -221,6 +215,51 @@ impl std::fmt::Debug for TaskRef {
     }
 }
 
+/// Every task alive in the process (of any runtime), each with a new reference: the
+/// registry of live tasks, for dumps and shutdown.
+///
+/// Scans every cell ever carved; a cell whose count is not 0 holds a live task, and a
+/// reference is taken only while the count is not 0 (a compare-exchange, as
+/// `Weak::upgrade`), so a task being destroyed or a cell being reused is never resurrected:
+/// a cell reused meanwhile is found as the new task, fully written (the count's Release
+/// store in `new`). Costs a pass over the cells, proportional to the most coroutines the
+/// process ever had alive at once.
+pub(crate) fn live_tasks() -> Vec<TaskRef> {
+    let mut live = Vec::new();
+    for (base, cells) in pool::chunks() {
+        for index in 0..cells {
+            let cell = (base + index * pool::cell_layout().size()) as *mut TaskCell;
+            // SAFETY: the cell lies in a chunk the pool carved and never frees; its count is
+            // 0 or a live count, and is only ever written atomically (pool invariant), so an
+            // atomic view of it is sound whatever the rest of the cell holds. No reference
+            // to the task is made before the count says it is live.
+            let refs = unsafe { &*ptr::addr_of!((*cell).refs) };
+            let mut count = refs.load(Ordering::Relaxed);
+            while count != 0 {
+                // Acquire: pairs with the Release store of the count in `new` (and the
+                // release sequence of increments after it): the task is initialised.
+                match refs.compare_exchange_weak(
+                    count,
+                    count + 1,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        live.push(TaskRef {
+                            // SAFETY: `cell` is inside a chunk, so not null.
+                            cell: unsafe { NonNull::new_unchecked(cell) },
+                            _owns: PhantomData,
+                        });
+                        break;
+                    }
+                    Err(actual) => count = actual,
+                }
+            }
+        }
+    }
+    live
+}
+
 /// Free cells per magazine, and fresh cells per carved range.
 const BATCH: usize = 32;
 
@@ -235,7 +274,7 @@ mod pool {
         global: &GLOBAL,
         local: &LOCAL,
     };
-    static GLOBAL: Mutex<Global> = Mutex::new(Global::new());
+    static GLOBAL: Mutex<Global> = Mutex::new(Global::new(Some(&CHUNKS)));
     thread_local! {
         static LOCAL: Local = const { Local::new(&GLOBAL) };
     }
@@ -326,6 +365,18 @@ mod pool {
     const FIRST_CHUNK_BYTES: usize = 16 * 1024;
     const MAX_CHUNK_BYTES: usize = 1024 * 1024;
 
+    /// Every chunk of the process's pool (base address, cells): read by `live_tasks`.
+    /// Append-only, as the chunks are never freed.
+    static CHUNKS: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
+
+    /// The process pool's chunks, as (base address, cells).
+    pub(super) fn chunks() -> Vec<(usize, usize)> {
+        CHUNKS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
     pub(super) struct Global {
         /// Full (or, from exiting threads, partial) magazines handed back.
         magazines: Vec<Magazine>,
@@ -335,18 +386,22 @@ mod pool {
         next_chunk_bytes: usize,
         /// Cells carved so far.
         carved: usize,
+        /// Where new chunks are listed for `live_tasks` (the process's pool only: the
+        /// tests' pools hold no tasks).
+        chunks: Option<&'static Mutex<Vec<(usize, usize)>>>,
     }
 
     // SAFETY: the raw pointers name free cells, owned by whoever holds the lock.
     unsafe impl Send for Global {}
 
     impl Global {
-        pub(super) const fn new() -> Global {
+        pub(super) const fn new(chunks: Option<&'static Mutex<Vec<(usize, usize)>>>) -> Global {
             Global {
                 magazines: Vec::new(),
                 chunk: Range::EMPTY,
                 next_chunk_bytes: FIRST_CHUNK_BYTES,
                 carved: 0,
+                chunks,
             }
         }
 
@@ -357,8 +412,10 @@ mod pool {
                 let bytes = self.next_chunk_bytes;
                 let layout =
                     Layout::from_size_align(bytes, cell_layout().align()).expect("chunk layout");
+                // Zeroed: every cell's count starts at 0, "free" (see `live_tasks`); the
+                // allocator maps chunks this large fresh, already zero.
                 // SAFETY: the layout has a non-zero size.
-                let base = unsafe { alloc::alloc(layout) };
+                let base = unsafe { alloc::alloc_zeroed(layout) };
                 if base.is_null() {
                     return Err(io::Error::new(
                         io::ErrorKind::OutOfMemory,
@@ -368,6 +425,12 @@ mod pool {
                     ));
                 }
                 let cells = bytes / cell_layout().size();
+                if let Some(chunks) = self.chunks {
+                    chunks
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .push((base as usize, cells));
+                }
                 self.chunk = Range {
                     next: base as usize,
                     end: base as usize + cells * cell_layout().size(),
@@ -535,7 +598,7 @@ mod tests {
     /// through the process's pool) do not see each other's cells.
     macro_rules! test_pool {
         () => {{
-            static GLOBAL: Mutex<Global> = Mutex::new(Global::new());
+            static GLOBAL: Mutex<Global> = Mutex::new(Global::new(None));
             thread_local! {
                 static LOCAL: Local = const { Local::new(&GLOBAL) };
             }

@@ -33,7 +33,7 @@ use crossbeam_deque::{Steal, Stealer, Worker};
 use crate::context;
 use crate::idle::Parker;
 use crate::poll::{self, PollBuffers, PollWait};
-use crate::runtime::{RetiredTasks, Shared};
+use crate::runtime::Shared;
 use crate::stack::{self, LocalCache};
 use crate::sys::CpuClock;
 use crate::task::{Resume, Suspend, Task};
@@ -186,8 +186,6 @@ pub(crate) struct WorkerContext {
     batching: Cell<bool>,
     batched: Cell<usize>,
     poll_buffers: RefCell<PollBuffers>,
-    /// Tasks whose coroutine returned here, still in the registry (runtime.rs, `Registry`).
-    retired: RefCell<RetiredTasks>,
 }
 
 impl WorkerContext {
@@ -221,22 +219,6 @@ impl WorkerContext {
         if let Some(displaced) = self.slot().put_runnext(task) {
             self.deque.push(displaced);
             self.shared.notify_work();
-        }
-    }
-
-    /// Lets the registry drop `task`, whose coroutine just returned on this worker (batched).
-    pub(crate) fn retire(&self, task: &Task) {
-        self.shared
-            .registry
-            .retire(task, &mut self.retired.borrow_mut());
-    }
-
-    /// Removes the retired tasks from the registry now (before sleeping or exiting, so an
-    /// idle runtime holds no finished task).
-    fn remove_retired(&self) {
-        let mut retired = self.retired.borrow_mut();
-        if !retired.is_empty() {
-            self.shared.registry.remove_retired(&mut retired);
         }
     }
 
@@ -440,7 +422,6 @@ impl WorkerContext {
                 }
                 return;
             }
-            self.remove_retired();
             // Step 4 of the idle protocol: register, take a last look, then sleep.
             self.shared.idle.prepare_sleep(self.index, spinning);
             spinning = false;
@@ -563,13 +544,11 @@ pub(crate) fn worker_main(shared: Arc<Shared>, index: usize) {
         batching: Cell::new(false),
         batched: Cell::new(0),
         poll_buffers: RefCell::new(PollBuffers::new()),
-        retired: RefCell::new(RetiredTasks::new()),
     };
     {
         let _guard = context::enter_worker(&ctx);
         ctx.run();
     }
-    ctx.remove_retired();
     // Hand the deque back (a spare slot may be reused); move leftovers to the injector.
     while let Some(task) = ctx.deque.pop() {
         shared.injector.push(task);

@@ -303,3 +303,82 @@ fn schedtrace_prints_the_expected_fields() {
     drop(child.stdin.take());
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn dumps_taken_while_coroutines_come_and_go_list_only_this_runtimes_live_ones() {
+    // The dump finds coroutines by scanning every control block of the process: blocks are
+    // freed and reused by other coroutines (of this runtime and of another one) while it
+    // scans. It must list exactly this runtime's unfinished coroutines: the parked one
+    // always, the other runtime's never, and never a coroutine twice.
+    let rt = Builder::new().workers(2).build().unwrap();
+    let other = Builder::new().workers(1).build().unwrap();
+    let release = Arc::new(AtomicBool::new(false));
+    let parked = {
+        let release = release.clone();
+        coronet_runtime::coroutine::Builder::new()
+            .name("parked-here".into())
+            .spawn_on(&rt, move || parks_here_for_the_dump(release))
+            .unwrap()
+    };
+    let foreign = {
+        let release = release.clone();
+        coronet_runtime::coroutine::Builder::new()
+            .name("other-runtime".into())
+            .spawn_on(&other, move || parks_here_for_the_dump(release))
+            .unwrap()
+    };
+    let parked_id = parked.coroutine().id();
+    assert!(wait_until_parked(
+        parked.coroutine(),
+        WaitKind::Any,
+        PATIENCE
+    ));
+    assert!(wait_until_parked(
+        foreign.coroutine(),
+        WaitKind::Any,
+        PATIENCE
+    ));
+    let churn = |rt: &coronet_runtime::runtime::Runtime| {
+        rt.spawn(|| {
+            for round in 0..1000u64 {
+                let children: Vec<_> = (0..100u64)
+                    .map(|i| coronet_runtime::spawn(move || round * i))
+                    .collect();
+                for child in children {
+                    child.join().unwrap();
+                }
+            }
+        })
+    };
+    let churn_here = churn(&rt);
+    let churn_there = churn(&other);
+    let mut dumps = 0;
+    while !(churn_here.is_finished() && churn_there.is_finished()) || dumps < 10 {
+        let dump = rt.dump();
+        dumps += 1;
+        assert!(
+            dump.iter().any(|c| c.id == parked_id),
+            "the parked one is missing"
+        );
+        assert!(
+            dump.iter()
+                .all(|c| c.name.as_deref() != Some("other-runtime")),
+            "another runtime's coroutine is listed"
+        );
+        assert!(
+            dump.windows(2)
+                .all(|pair| pair[0].id.as_u64() < pair[1].id.as_u64()),
+            "ids are listed once each, in order"
+        );
+        assert!(dumps < 1_000_000, "the churn did not end");
+    }
+    churn_here.join().unwrap();
+    churn_there.join().unwrap();
+    release.store(true, Ordering::SeqCst);
+    parked.coroutine().unpark();
+    foreign.coroutine().unpark();
+    parked.join().unwrap();
+    foreign.join().unwrap();
+    // Only finished coroutines remain: the dump is empty.
+    assert!(rt.dump().is_empty());
+}
