@@ -11,7 +11,7 @@
 //! # The pool
 //!
 //! * **Chunks**: 16 KiB, each next one twice as large up to 1 MiB, from the global allocator,
-//!   never freed. A peak of N live coroutines keeps N cells (176 bytes each) for reuse, as Go
+//!   never freed. A peak of N live coroutines keeps N cells (168 bytes each) for reuse, as Go
 //!   keeps every `g` it ever made.
 //! * **Per thread** (any thread that spawns or drops a reference, not only workers), two
 //!   *magazines* of up to [`BATCH`] free cells, and a *range* of never-used cells carved for
@@ -26,6 +26,18 @@
 //! Ordering: a cell moves between threads only through the global mutex (a freeing thread
 //! hands its magazine in, an allocating one takes it out), so the writes of the task's last
 //! owner happen before the next owner's.
+//!
+//! # The registry of live tasks
+//!
+//! The pool is also how dumps and shutdown find a runtime's coroutines ([`live_tasks`], Go's
+//! `allgs`): they scan every cell. That needs one invariant of every cell, free or not: **its
+//! count is 0 exactly when no task lives in it, and is only ever written atomically** (chunks
+//! are zeroed; a free-list link overlays the task, never the count; [`TaskRef::new`]
+//! publishes the task by storing its count last). A scan takes a reference only from a
+//! non-zero count, with a compare-exchange. So every reference, even a spawner's very first
+//! ones, must be counted with read-modify-writes or published at once: a spawner that
+//! counted its second reference up with a plain load and store lost the reference that a
+//! scan took in between (the test `dumps_taken_while_coroutines_come_and_go_...` catches it).
 
 use std::alloc::{self, Layout};
 use std::cell::Cell;
