@@ -829,3 +829,41 @@ pub use crate::dump::{
     dump, dump_with_backtraces, wait_until_parked, CoroutineInfo, CoroutineState, DumpDisplay,
     WaitKind, WaitReason,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    #[test]
+    fn a_dropped_runtime_frees_every_control_block_and_its_shared_state() {
+        // Every control block holds the runtime's shared state: if one leaked (a parked
+        // coroutine's own reference not dropped when the shutdown unwinds it, a finished
+        // one's never released), the shared state would outlive the runtime.
+        let rt = Builder::new().workers(1).build().unwrap();
+        let weak = Arc::downgrade(&rt.shared);
+        let (parked_tx, parked_rx) = mpsc::channel();
+        for _ in 0..10 {
+            let parked_tx = parked_tx.clone();
+            drop(rt.spawn(move || {
+                parked_tx.send(()).unwrap();
+                loop {
+                    crate::park();
+                }
+            }));
+        }
+        for _ in 0..10 {
+            parked_rx.recv().unwrap();
+        }
+        assert_eq!(rt.spawn(|| 7).join().unwrap(), 7);
+        let detached = rt.spawn(|| ());
+        drop(detached);
+        let sleeper = rt.spawn(|| crate::sleep(Duration::from_secs(3600)));
+        drop(sleeper);
+        drop(rt);
+        assert!(
+            weak.upgrade().is_none(),
+            "something still holds the runtime's shared state after the drop"
+        );
+    }
+}
