@@ -698,6 +698,61 @@ mod tests {
     }
 
     #[test]
+    fn threads_that_pass_cells_to_each_other_never_share_one() {
+        // Four threads allocate, hand cells to the next thread over a channel, and release
+        // what they receive: cells cross threads through every path (magazines filling and
+        // spilling to the global pool, refills, fresh ranges). A cell handed out while in
+        // use, or one lost, fails the test.
+        let pool: &'static Pool = test_pool!();
+        const THREADS: usize = 4;
+        const ROUNDS: usize = 2_000;
+        let in_use = std::sync::Arc::new(Mutex::new(HashSet::new()));
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..THREADS)
+            .map(|_| std::sync::mpsc::channel::<Vec<usize>>())
+            .unzip();
+        let threads: Vec<_> = receivers
+            .into_iter()
+            .enumerate()
+            .map(|(index, inbox)| {
+                let next = senders[(index + 1) % THREADS].clone();
+                let in_use = in_use.clone();
+                std::thread::spawn(move || {
+                    for round in 0..ROUNDS {
+                        // Batches of 1 to 70 cells: below, at and above a magazine.
+                        let got = cells(pool, 1 + (round * 7 + index * 13) % 70);
+                        {
+                            let mut in_use = in_use.lock().unwrap();
+                            for &cell in &got {
+                                assert!(in_use.insert(cell), "a cell handed out twice");
+                            }
+                        }
+                        next.send(got).unwrap();
+                        let received = inbox.recv().unwrap();
+                        {
+                            let mut in_use = in_use.lock().unwrap();
+                            for cell in &received {
+                                assert!(in_use.remove(cell), "a cell released twice");
+                            }
+                        }
+                        release_all(pool, &received);
+                    }
+                })
+            })
+            .collect();
+        drop(senders);
+        for thread in threads {
+            thread.join().expect("a pool thread failed");
+        }
+        assert!(in_use.lock().unwrap().is_empty());
+        // Every carved cell is free again: all of them can be taken without carving.
+        let carved = pool.carved();
+        let all = cells(pool, carved);
+        assert_eq!(pool.carved(), carved, "cells were lost");
+        assert_eq!(all.iter().collect::<HashSet<_>>().len(), carved);
+        release_all(pool, &all);
+    }
+
+    #[test]
     fn cells_move_in_thread_exit_destructors_either_side_of_the_pools_own() {
         // A coroutine's last reference may drop in another thread-local's destructor, before
         // or after the pool's own thread-local is gone: both must work (the latter through
