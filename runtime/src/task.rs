@@ -472,8 +472,8 @@ impl ThreadSignal {
     }
 }
 
-/// Wakes one park of one coroutine or thread. Cheap to clone (one reference-count increment); waking
-/// a stale or already-woken park does nothing.
+/// Wakes one park of one coroutine or thread. Cheap to clone (one reference-count
+/// increment); waking a stale or already-woken park does nothing.
 #[derive(Clone)]
 pub struct Waker {
     kind: WakerKind,
@@ -649,8 +649,8 @@ impl BorrowedTask {
     /// made by `Parking::prepare` on the running coroutine, and is used by that coroutine's
     /// code (through its `Parking`) or, under a lock, for a waiter still linked on its frame
     /// (`FrameWaker::to_waker`). The worker running the coroutine holds a reference, and a
-    /// parked task is kept by its coroutine body's own reference until the body returned or was
-    /// unwound (on itself).
+    /// parked task is kept by its coroutine body's own reference until the body returned or
+    /// was unwound (on itself).
     fn get(&self) -> &Task {
         // SAFETY: the task outlives the coroutine's frames that hold this pointer (above).
         unsafe { &*self.0 }
