@@ -3,7 +3,7 @@
 //	gobench echo <addr>           goroutine-per-connection echo server
 //	gobench http <addr>           net/http "Hello, World!" server
 //	gobench httpraw <addr>        raw keep-alive HTTP loop, goroutine per connection
-//	gobench rt <test> <n>         runtime measurement: spawn, yield, pingpong, park
+//	gobench rt <test> <n>         runtime measurement: spawn (or spawn-wg, the same), yield, pingpong, park
 //
 // Workers are set with GOMAXPROCS. Servers exit by themselves after a bounded lifetime
 // (GOBENCH_LIFETIME seconds, default 300) so a lost harness never leaves them running.

@@ -2,8 +2,9 @@
 //! (`coronet-bench rt <peer> <test> <n> <workers>`) so that runtimes, heaps and stack pools
 //! never meet. A child prints `RESULT <value> [<value>]`:
 //!
-//! * `spawn`, `yield`, `pingpong`: nanoseconds per operation (spawn+join of one coroutine,
-//!   one yield, one channel round trip), measured after a warm-up of a tenth of `n`;
+//! * `spawn`, `spawn-wg`, `yield`, `pingpong`: nanoseconds per operation (spawn+join of one
+//!   coroutine, joined by its handle or by a `WaitGroup`; one yield; one channel round trip),
+//!   measured after a warm-up of a tenth of `n`;
 //! * `park`: resident bytes per parked coroutine and the milliseconds taken to start them;
 //!   `PROGRESS <count>` lines come first, so a child killed by a limit shows how far it got;
 //! * `floor touch <n>`: the machine's floor under `park`, milliseconds for a plain loop to
@@ -15,7 +16,7 @@
 //! The Go peer's twin of this file is bench/go/runtime.go.
 
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,7 @@ use crate::util::{per_op, rss_bytes, time};
 
 pub fn run(args: &[String]) {
     let usage =
-        "usage: coronet-bench rt <coronet|may|tokio> <spawn|yield|pingpong|park> <n> <workers>\n       coronet-bench rt floor <touch|switch> <n> 1";
+        "usage: coronet-bench rt <coronet|may|tokio> <spawn|spawn-wg|yield|pingpong|park> <n> <workers>\n       coronet-bench rt floor <touch|switch> <n> 1";
     let [peer, test, n, workers] = args else {
         eprintln!("{usage}");
         std::process::exit(2);
@@ -35,6 +36,7 @@ pub fn run(args: &[String]) {
     let workers = workers.max(1);
     let result = match (peer.as_str(), test.as_str()) {
         ("coronet", "spawn") => Ok(vec![coronet_spawn(n, workers)]),
+        ("coronet", "spawn-wg") => Ok(vec![coronet_spawn_waitgroup(n, workers)]),
         ("coronet", "yield") => Ok(vec![coronet_yield(n, workers)]),
         ("coronet", "pingpong") => Ok(vec![coronet_pingpong(n, workers)]),
         ("coronet", "park") => coronet_park(n as usize, workers),
@@ -115,6 +117,30 @@ fn coronet_spawn(n: u64, workers: usize) -> f64 {
                     sum += h.join().unwrap();
                 }
                 assert_eq!(sum, n * (n - 1) / 2);
+            })
+        })
+    })
+}
+
+/// Spawns `n` trivial coroutines from one coroutine and waits for them with a `WaitGroup`,
+/// dropping every join handle: Go's `spawnJoin` (bench/go/runtime.go) in coronet.
+fn coronet_spawn_waitgroup(n: u64, workers: usize) -> f64 {
+    let rt = coronet_rt(workers);
+    warm(n, 1, |n| {
+        rt.block_on(move || {
+            time(|| {
+                let sum = Arc::new(AtomicU64::new(0));
+                let group = coronet::sync::WaitGroup::new();
+                for i in 0..n {
+                    let member = group.clone();
+                    let sum = sum.clone();
+                    drop(coronet::spawn(move || {
+                        sum.fetch_add(i, Ordering::Relaxed);
+                        drop(member);
+                    }));
+                }
+                group.wait();
+                assert_eq!(sum.load(Ordering::Relaxed), n * (n - 1) / 2);
             })
         })
     })

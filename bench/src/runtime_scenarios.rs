@@ -181,13 +181,20 @@ pub fn run(ctx: &mut Ctx) {
         ));
     }
     // (key, test, n, workers, peers)
-    let timed: [(&str, &str, u64, usize, &[&str]); 4] = [
+    let timed: [(&str, &str, u64, usize, &[&str]); 5] = [
         (
             "spawn",
             "spawn",
             scale(1_000_000),
             2,
             &["coronet", "go", "may", "tokio"],
+        ),
+        (
+            "spawn-wg",
+            "spawn-wg",
+            scale(1_000_000),
+            2,
+            &["coronet", "go"],
         ),
         (
             "yield",
@@ -271,6 +278,10 @@ pub fn run(ctx: &mut Ctx) {
                     "spawn+join of 1,000,000 trivial coroutines, 2 workers (ns per coroutine)",
                     "spawn",
                 ),
+                (
+                    "the same joined by a WaitGroup, handles dropped (Go's program), 2 workers (ns per coroutine)",
+                    "spawn-wg",
+                ),
                 ("yield, 2 coroutines on 1 worker (ns per yield)", "yield"),
                 (
                     "channel ping-pong, 1 worker (ns per round trip)",
@@ -285,7 +296,7 @@ pub fn run(ctx: &mut Ctx) {
         ),
     ));
     text.push_str(
-        "\nGo joins with a `sync.WaitGroup`; the others join every handle. Channels: coronet `chan::bounded(1)`, Go `make(chan int, 1)`, may `sync::mpsc` (unbounded, may's only mpsc), tokio `mpsc::channel(1)`. One worker is GOMAXPROCS=1, may with 1 worker, tokio's current-thread runtime; two workers let each scheduler place the pair as it does (none can pin a coroutine to a worker).\n\n",
+        "\nGo joins with a `sync.WaitGroup`; the others join every handle, so they hold a million handles (and coronet a million control blocks) at once, where Go's program holds none; the WaitGroup row runs Go's program in coronet (the go column is the same Go program as the row above, measured again). Channels: coronet `chan::bounded(1)`, Go `make(chan int, 1)`, may `sync::mpsc` (unbounded, may's only mpsc), tokio `mpsc::channel(1)`. One worker is GOMAXPROCS=1, may with 1 worker, tokio's current-thread runtime; two workers let each scheduler place the pair as it does (none can pin a coroutine to a worker).\n\n",
     );
     if let Some(floor) = ctx.report.get("rt/switch-floor/floor") {
         let over = |key: &str, pairs: f64| {
