@@ -272,10 +272,8 @@ pub(crate) fn collect(shared: &Arc<Shared>, backtraces: bool) -> Vec<CoroutineIn
     }
     let now_ms = shared.coarse_now_ms();
     // Finished tasks whose last references are still held somewhere are not listed.
-    let mut tasks: Vec<_> = crate::task_ref::live_tasks()
-        .into_iter()
-        .filter(|task| Arc::ptr_eq(&task.shared, shared) && !task.is_finished())
-        .collect();
+    let mut tasks = shared.live_tasks();
+    tasks.retain(|task| !task.is_finished());
     tasks.sort_by_key(|task| task.id);
     tasks
         .iter()

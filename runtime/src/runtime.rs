@@ -325,6 +325,14 @@ impl Shared {
         Ok(handle)
     }
 
+    /// This runtime's tasks that are alive (finished ones included while something still
+    /// holds them), found by scanning the pool of control blocks (`task_ref::live_tasks`).
+    pub(crate) fn live_tasks(self: &Arc<Self>) -> Vec<TaskRef> {
+        let mut tasks = crate::task_ref::live_tasks();
+        tasks.retain(|task| Arc::ptr_eq(&task.shared, self));
+        tasks
+    }
+
     /// Coroutines waiting in run queues now.
     pub(crate) fn runnable(&self) -> usize {
         self.injector.len()
@@ -748,10 +756,7 @@ impl Runtime {
         for slot in shared.slots.iter() {
             drop(slot.drain());
         }
-        let ours = crate::task_ref::live_tasks()
-            .into_iter()
-            .filter(|task| Arc::ptr_eq(&task.shared, shared));
-        for task in ours {
+        for task in shared.live_tasks() {
             task.unwinding.store(true, Ordering::Release);
             // SAFETY: every worker thread has stopped, so nothing else holds the run right.
             let coro = unsafe { task.coro_mut() }.take();

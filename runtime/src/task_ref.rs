@@ -80,6 +80,15 @@ unsafe impl Send for TaskRef {}
 unsafe impl Sync for TaskRef {}
 
 impl TaskRef {
+    /// The reference that one count of `cell` stands for (the caller has counted it).
+    #[inline]
+    fn counted(cell: NonNull<TaskCell>) -> TaskRef {
+        TaskRef {
+            cell,
+            _owns: PhantomData,
+        }
+    }
+
     /// Moves `task` into a cell from the pool: `N` references to it, counted at once.
     ///
     /// The spawner needs several (the coroutine body's own, the join handle's, the run
@@ -102,10 +111,7 @@ impl TaskRef {
             // Release: a `live_tasks` scan that reads this count sees the task written.
             refs.store(N, Ordering::Release);
         }
-        Ok([(); N].map(|()| TaskRef {
-            cell,
-            _owns: PhantomData,
-        }))
+        Ok([(); N].map(|()| TaskRef::counted(cell)))
     }
 
     #[inline]
@@ -135,12 +141,9 @@ impl TaskRef {
     /// `ptr` must come from `into_raw`, and each such pointer may be taken back only once.
     #[inline]
     pub(crate) unsafe fn from_raw(ptr: *const Task) -> TaskRef {
-        TaskRef {
-            // SAFETY: `into_raw` gave a non-null cell pointer (the task is the cell's first
-            // field); the caller passes it back unchanged.
-            cell: unsafe { NonNull::new_unchecked(ptr.cast::<TaskCell>().cast_mut()) },
-            _owns: PhantomData,
-        }
+        // SAFETY: `into_raw` gave a non-null cell pointer (the task is the cell's first
+        // field); the caller passes it back unchanged.
+        TaskRef::counted(unsafe { NonNull::new_unchecked(ptr.cast::<TaskCell>().cast_mut()) })
     }
 
     /// A new reference to the task behind `task`.
@@ -177,10 +180,7 @@ impl Clone for TaskRef {
     #[inline]
     fn clone(&self) -> TaskRef {
         self.increment();
-        TaskRef {
-            cell: self.cell,
-            _owns: PhantomData,
-        }
+        TaskRef::counted(self.cell)
     }
 }
 
@@ -257,11 +257,8 @@ pub(crate) fn live_tasks() -> Vec<TaskRef> {
                     Ordering::Relaxed,
                 ) {
                     Ok(_) => {
-                        live.push(TaskRef {
-                            // SAFETY: `cell` is inside a chunk, so not null.
-                            cell: unsafe { NonNull::new_unchecked(cell) },
-                            _owns: PhantomData,
-                        });
+                        // SAFETY: `cell` is inside a chunk, so not null.
+                        live.push(TaskRef::counted(unsafe { NonNull::new_unchecked(cell) }));
                         break;
                     }
                     Err(actual) => count = actual,
@@ -286,7 +283,7 @@ mod pool {
         global: &GLOBAL,
         local: &LOCAL,
     };
-    static GLOBAL: Mutex<Global> = Mutex::new(Global::new(Some(&CHUNKS)));
+    static GLOBAL: Mutex<Global> = Mutex::new(Global::new());
     thread_local! {
         static LOCAL: Local = const { Local::new(&GLOBAL) };
     }
@@ -377,16 +374,9 @@ mod pool {
     const FIRST_CHUNK_BYTES: usize = 16 * 1024;
     const MAX_CHUNK_BYTES: usize = 1024 * 1024;
 
-    /// Every chunk of the process's pool (base address, cells): read by `live_tasks`.
-    /// Append-only, as the chunks are never freed.
-    static CHUNKS: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
-
     /// The process pool's chunks, as (base address, cells).
     pub(super) fn chunks() -> Vec<(usize, usize)> {
-        CHUNKS
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        lock(&GLOBAL).chunks.clone()
     }
 
     pub(super) struct Global {
@@ -398,22 +388,22 @@ mod pool {
         next_chunk_bytes: usize,
         /// Cells carved so far.
         carved: usize,
-        /// Where new chunks are listed for `live_tasks` (the process's pool only: the
-        /// tests' pools hold no tasks).
-        chunks: Option<&'static Mutex<Vec<(usize, usize)>>>,
+        /// Every chunk (base address, cells), for `live_tasks`. Append-only: chunks are never
+        /// freed.
+        chunks: Vec<(usize, usize)>,
     }
 
     // SAFETY: the raw pointers name free cells, owned by whoever holds the lock.
     unsafe impl Send for Global {}
 
     impl Global {
-        pub(super) const fn new(chunks: Option<&'static Mutex<Vec<(usize, usize)>>>) -> Global {
+        pub(super) const fn new() -> Global {
             Global {
                 magazines: Vec::new(),
                 chunk: Range::EMPTY,
                 next_chunk_bytes: FIRST_CHUNK_BYTES,
                 carved: 0,
-                chunks,
+                chunks: Vec::new(),
             }
         }
 
@@ -437,12 +427,7 @@ mod pool {
                     ));
                 }
                 let cells = bytes / cell_layout().size();
-                if let Some(chunks) = self.chunks {
-                    chunks
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner())
-                        .push((base as usize, cells));
-                }
+                self.chunks.push((base as usize, cells));
                 self.chunk = Range {
                     next: base as usize,
                     end: base as usize + cells * cell_layout().size(),
@@ -610,7 +595,7 @@ mod tests {
     /// through the process's pool) do not see each other's cells.
     macro_rules! test_pool {
         () => {{
-            static GLOBAL: Mutex<Global> = Mutex::new(Global::new(None));
+            static GLOBAL: Mutex<Global> = Mutex::new(Global::new());
             thread_local! {
                 static LOCAL: Local = const { Local::new(&GLOBAL) };
             }
