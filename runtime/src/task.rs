@@ -30,11 +30,12 @@
 //! | `PARKING(e)`  | `NOTIFIED(e)` | a waker of epoch `e`       | wake before the commit       |
 //! | `PARKING(e)`  | `PARKED(e)`   | the worker, off the stack  | commit (step 4)              |
 //! | `NOTIFIED(e)` | `RUNNING(e)`  | the worker, off the stack  | commit failed: resume now    |
-//! | `PARKED(e)`   | `RUNNING(e)`  | a waker of epoch `e`       | wake: it schedules the task  |
+//! | `PARKED(e)`   | `RUNNING(e)`  | a waker of epoch `e`       | wake: it queues the task with the park's reference |
 //! | `PARKED(e)`   | `CAPTURING(e)`| a dump                     | backtrace of a parked task   |
 //! | `CAPTURING(e)`| `CAPTURE_NOTIFIED(e)` | a waker of epoch `e` | wake during the capture   |
 //! | `CAPTURING(e)`| `PARKED(e)`   | the dump                   | capture done, no wake        |
-//! | `CAPTURE_NOTIFIED(e)` | `RUNNING(e)` | the dump            | capture done: it schedules   |
+//! | `CAPTURE_NOTIFIED(e)` | `RUNNING(e)` | the dump            | capture done: it queues the task, as a waker |
+//! | `PARKED(e)`   | `RUNNING(e)`  | the shutdown               | workers stopped: drops the park's reference |
 //!
 //! A waker whose epoch differs from the current one, or that finds `RUNNING` or `NOTIFIED`,
 //! does nothing: it is stale (the coroutine was woken by another source, e.g. a timeout) or
@@ -45,6 +46,18 @@
 //! what a waker wrote before waking (a channel value, a readiness flag) is visible to the
 //! coroutine after it resumes: the waker's release pairs with the worker's acquire at commit
 //! (NOTIFIED path) or with the run queue's push/pop (PARKED path).
+//!
+//! # The parked reference
+//!
+//! A worker holds a counted [`TaskRef`] to the task it runs. When the commit succeeds, that
+//! reference is not dropped: it becomes the *park's* (given up with `TaskRef::into_raw`),
+//! and whoever moves the task out of `PARKED` (a waker, the dump after a capture that saw a
+//! wake, or the shutdown) takes it back and hands it to the run queue (or drops it). So a
+//! park and its wake-up cost no reference-count change of their own, as in Go, where a
+//! parked `g` is simply owned by whatever it waits on. A waker needs a count only while it
+//! may outlive the park it wakes (a socket's, a timer's, a join's waker: counted
+//! [`Waker`]s); a channel's waiter lives on the parked frame and wakes it under the
+//! channel lock, uncounted ([`FrameWaker`]).
 //!
 //! Plain threads use the same API: `prepare` outside a coroutine makes a fresh
 //! [`ThreadSignal`], and `park` blocks the thread until its waker fires.
@@ -279,71 +292,105 @@ impl Task {
         {
             // A waker fired during the capture (CAPTURE_NOTIFIED): we schedule it.
             this.state.store(pack(epoch, RUNNING), Ordering::Release);
-            Shared::schedule(this.clone());
+            // SAFETY: the task was parked when we took it (PARKED -> CAPTURING), and we moved
+            // it out of CAPTURE_NOTIFIED: its park's reference is ours.
+            Shared::schedule(unsafe { this.take_parked_reference() });
         }
         slot
     }
 
-    /// Step 4, on the worker after the coroutine suspended with `Suspend::Park`. Returns true
-    /// if the task is now parked (a waker owns it), false if it was notified meanwhile and
-    /// must be resumed at once.
-    pub(crate) fn commit_park(&self) -> bool {
-        let current = self.state.load(Ordering::Acquire);
+    /// Step 4, on the worker after the coroutine suspended with `Suspend::Park`, with the
+    /// worker's reference. `None`: the task is parked, and that reference is now the park's
+    /// (see "The parked reference" in the module docs). `Some`: a waker came first; resume
+    /// the task at once.
+    pub(crate) fn commit_park(this: TaskRef) -> Option<TaskRef> {
+        let current = this.state.load(Ordering::Acquire);
         let epoch = epoch_of(current);
         match current & STATE_MASK {
             PARKING => {
-                match self.state.compare_exchange(
+                match this.state.compare_exchange(
                     current,
                     pack(epoch, PARKED),
                     Ordering::AcqRel,
                     Ordering::Acquire,
                 ) {
-                    Ok(_) => true,
+                    Ok(_) => {
+                        // Taken back, once, by whoever moves the task out of PARKED.
+                        let _ = TaskRef::into_raw(this);
+                        None
+                    }
                     Err(_) => {
                         // Only a waker can have moved it, to NOTIFIED.
-                        self.state.store(pack(epoch, RUNNING), Ordering::Release);
-                        false
+                        this.state.store(pack(epoch, RUNNING), Ordering::Release);
+                        Some(this)
                     }
                 }
             }
             NOTIFIED => {
-                self.state.store(pack(epoch, RUNNING), Ordering::Release);
-                false
+                this.state.store(pack(epoch, RUNNING), Ordering::Release);
+                Some(this)
             }
             state => abort_invalid("commit_park", state),
         }
     }
 
-    /// Wakes the task if it is in park epoch `epoch`; see the module table. Takes the
-    /// waker's reference, which becomes the run queue's if the task was parked (no count
-    /// change on the hot path).
-    fn wake_epoch(this: TaskRef, epoch: u32) {
-        let mut current = this.state.load(Ordering::Acquire);
+    /// Wakes the task if it is in park epoch `epoch` (see the module table). Returns the
+    /// parked reference if the task was parked: the caller now owns it and must schedule it.
+    ///
+    /// Needs no reference of its own: the caller keeps the task alive, by a counted waker or
+    /// by the waiting frame it found under a lock ([`FrameWaker::wake_locked`]).
+    #[inline]
+    fn wake_in_place(&self, epoch: u32) -> Option<TaskRef> {
+        let mut current = self.state.load(Ordering::Acquire);
         loop {
             if epoch_of(current) != epoch {
-                return;
+                return None;
             }
             let next = match current & STATE_MASK {
                 PARKING => pack(epoch, NOTIFIED),
                 PARKED => pack(epoch, RUNNING),
                 CAPTURING => pack(epoch, CAPTURE_NOTIFIED),
-                _ => return,
+                _ => return None,
             };
-            match this.state.compare_exchange_weak(
+            match self.state.compare_exchange_weak(
                 current,
                 next,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => {
-                    if current & STATE_MASK == PARKED {
-                        Shared::schedule(this);
-                    }
-                    return;
+                Ok(_) if current & STATE_MASK == PARKED => {
+                    // SAFETY: the task was PARKED, so `commit_park` gave up a reference to it
+                    // with `into_raw`; our CAS out of PARKED makes us its one taker.
+                    return Some(unsafe { self.take_parked_reference() });
                 }
+                Ok(_) => return None,
                 Err(actual) => current = actual,
             }
         }
+    }
+
+    /// The reference a park holds (given up by `commit_park`).
+    ///
+    /// # Safety
+    /// The caller moved the task out of `PARKED` (or `CAPTURE_NOTIFIED`, which a parked task
+    /// enters), which makes it the one taker of that reference.
+    #[inline]
+    unsafe fn take_parked_reference(&self) -> TaskRef {
+        // SAFETY: the caller's promise; `self` is that reference's task.
+        unsafe { TaskRef::from_raw(self) }
+    }
+
+    /// Wakes the task if it is in park epoch `epoch`, with a waker's counted reference (which
+    /// is dropped: the run queue gets the parked reference).
+    fn wake_epoch(this: TaskRef, epoch: u32) {
+        if let Some(parked) = this.wake_in_place(epoch) {
+            Shared::schedule(parked);
+        }
+    }
+
+    /// At shutdown, after the workers stopped: drops the reference of a parked task's park.
+    pub(crate) fn release_park(&self) {
+        drop(self.wake_in_place(self.current_epoch()));
     }
 
     /// The epoch of the current (or last) park.
@@ -568,32 +615,71 @@ impl std::fmt::Debug for Waker {
 ///
 /// A waiter linked into a queue under a lock cannot outlive its coroutine: the owner unlinks
 /// it (or sees it completed) under that lock before its frame ends. So whoever finds it
-/// linked, under the lock, may turn it into a [`Waker`] ([`FrameWaker::to_waker`]), and
-/// making and dropping the `FrameWaker` itself costs no atomic read-modify-write (a
-/// [`Parking::waker`] kept for the whole wait costs two: its increment, and its decrement
-/// when the frame drops it after the wake).
+/// linked, under the lock, may wake the park on the spot ([`FrameWaker::wake_locked`]) and
+/// needs no reference of its own: making, keeping and using a `FrameWaker` costs no
+/// reference-count operation at all (a [`Parking::waker`] costs an increment when it is made
+/// and a decrement when it is used or dropped).
 pub(crate) struct FrameWaker {
     /// The park's own kind, copied from its `Parking`.
     kind: ParkingKind,
 }
 
 // SAFETY: a counterpart on another thread reads a `FrameWaker` by reference, only through
-// `to_waker`: it makes a `TaskRef` of a live task (`Task` is `Send + Sync`) or clones an
+// `wake_locked`: it CASes a live task's state (`Task` is `Send + Sync`) or clones an
 // `Arc<ThreadSignal>`, both thread-safe. The borrowed task pointer is what makes it `!Sync`
 // by default.
 unsafe impl Sync for FrameWaker {}
 
 impl FrameWaker {
-    /// A counted waker for the park, to wake after the caller released its lock.
+    /// Wakes the park now, while the caller still holds its lock, and returns what is left
+    /// to do once the lock is released: queue the coroutine (if it had parked) or notify the
+    /// thread.
+    ///
+    /// Waking under the lock is what lets this go without a reference count: the frame
+    /// cannot end before the caller lets go of its waiter, so the task is alive for the state
+    /// change; after it, a coroutine that was parked is kept by its park's reference, which
+    /// the returned [`Wakeup`] carries to the run queue.
     ///
     /// # Safety
     /// The frame that holds this `FrameWaker` must still be waiting: the caller found its
-    /// waiter linked under the lock that the owner takes to unlink it, and holds that lock.
+    /// waiter linked under the lock that the owner takes to unlink it, holds that lock, and
+    /// has not yet let the owner see the waiter completed.
     #[inline]
-    pub(crate) unsafe fn to_waker(&self) -> Waker {
-        // The frame still waits (caller's promise), so its coroutine has not returned, which
-        // is what `BorrowedTask::get` needs.
-        self.kind.waker()
+    pub(crate) unsafe fn wake_locked(&self) -> Wakeup {
+        match &self.kind {
+            // The frame still waits (caller's promise), so its coroutine has not returned,
+            // which is what `BorrowedTask::get` needs.
+            ParkingKind::Coroutine { task, epoch } => match task.get().wake_in_place(*epoch) {
+                Some(parked) => Wakeup::Schedule(parked),
+                None => Wakeup::Done,
+            },
+            ParkingKind::Thread(signal) => Wakeup::Notify(signal.clone()),
+        }
+    }
+}
+
+/// The rest of a wake-up begun under a lock ([`FrameWaker::wake_locked`]), delivered after
+/// the lock is released so that no lock is held across a run-queue push or a thread wake-up.
+#[must_use = "a wake-up must be delivered"]
+pub(crate) enum Wakeup {
+    /// The coroutine was parked and is now runnable: queue it (with its park's reference).
+    Schedule(TaskRef),
+    /// A plain thread waits: notify it.
+    Notify(Arc<ThreadSignal>),
+    /// Nothing left: the coroutine had not suspended yet (it resumes when it does), or the
+    /// park was already woken.
+    Done,
+}
+
+impl Wakeup {
+    /// Finishes the wake-up.
+    #[inline]
+    pub(crate) fn deliver(self) {
+        match self {
+            Wakeup::Schedule(task) => Shared::schedule(task),
+            Wakeup::Notify(signal) => signal.notify(),
+            Wakeup::Done => {}
+        }
     }
 }
 

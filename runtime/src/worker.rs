@@ -372,11 +372,12 @@ impl WorkerContext {
                 }
                 CoroutineResult::Yield(Suspend::Park) => {
                     bump(&slot.counters.parks);
-                    if task.commit_park() {
-                        // A waker owns the task now; drop only our reference.
-                        return;
+                    match Task::commit_park(task) {
+                        // Parked: our reference is the park's now, for its waker to queue.
+                        None => return,
+                        // Notified before the commit: resume it at once.
+                        Some(notified) => task = notified,
                     }
-                    // Notified before the commit: resume it at once.
                 }
                 CoroutineResult::Return(()) => {
                     self.finish(task);

@@ -29,7 +29,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use crate::chan::error::{RecvError, SendError, TryRecvError, TrySendError};
 use crate::chan::waiters::{claim, has_open, Node, Selector};
 use crate::sync::list::List;
-use crate::task::Waker;
+use crate::task::Wakeup;
 
 /// What registering a waiting operation found (see `select.rs`).
 pub(crate) enum Registered<R> {
@@ -132,8 +132,8 @@ impl<T> Chan<T> {
     pub(crate) fn try_recv(&self) -> Result<T, TryRecvError> {
         let result = self.lock().recv_now();
         match result {
-            Some((message, waker)) => {
-                wake(waker);
+            Some((message, wakeup)) => {
+                wake(wakeup);
                 message.map_err(|RecvError| TryRecvError::Disconnected)
             }
             None => Err(TryRecvError::Empty),
@@ -157,9 +157,9 @@ impl<T> Chan<T> {
         let mut guard = self.lock();
         let state = &mut *guard;
         if exclusive {
-            if let Some((message, waker)) = state.recv_now() {
+            if let Some((message, wakeup)) = state.recv_now() {
                 drop(guard);
-                wake(waker);
+                wake(wakeup);
                 return Registered::Completed(message);
             }
         } else if !state.buf.is_empty() || state.tx_gone || has_open(&state.senders, selector) {
@@ -193,9 +193,9 @@ impl<T> Chan<T> {
                 .take()
                 .expect("coronet: send operation without a message");
             match state.send_now(message, self.cap) {
-                Ok(waker) => {
+                Ok(wakeup) => {
                     drop(guard);
-                    wake(waker);
+                    wake(wakeup);
                     return Registered::Completed(Ok(()));
                 }
                 Err(TrySendError::Disconnected(message)) => {
@@ -268,35 +268,35 @@ impl<T> Chan<T> {
 
     /// The last `Sender` is gone: wake every waiting receiver with "disconnected".
     pub(crate) fn disconnect_senders(&self) {
-        let wakers = {
+        let wakeups = {
             let mut state = self.lock();
             state.tx_gone = true;
-            let mut wakers = Vec::new();
-            while let Some(waker) = claim(&mut state.receivers, |_| {}) {
-                wakers.push(waker);
+            let mut wakeups = Vec::new();
+            while let Some(wakeup) = claim(&mut state.receivers, |_| {}) {
+                wakeups.push(wakeup);
             }
-            wakers
+            wakeups
         };
-        for waker in wakers {
-            waker.wake();
+        for wakeup in wakeups {
+            wakeup.deliver();
         }
     }
 
     /// The last `Receiver` is gone: drop the buffer, give waiting senders their messages
     /// back.
     pub(crate) fn disconnect_receivers(&self) {
-        let (buffered, wakers) = {
+        let (buffered, wakeups) = {
             let mut state = self.lock();
             state.rx_gone = true;
             let buffered = std::mem::take(&mut state.buf);
-            let mut wakers = Vec::new();
-            while let Some(waker) = claim(&mut state.senders, |_| {}) {
-                wakers.push(waker);
+            let mut wakeups = Vec::new();
+            while let Some(wakeup) = claim(&mut state.senders, |_| {}) {
+                wakeups.push(wakeup);
             }
-            (buffered, wakers)
+            (buffered, wakeups)
         };
-        for waker in wakers {
-            waker.wake();
+        for wakeup in wakeups {
+            wakeup.deliver();
         }
         // Messages' destructors run outside the lock.
         drop(buffered);
@@ -334,14 +334,14 @@ impl<T> Drop for Locked<'_, T> {
 
 impl<T> State<T> {
     /// A send that does not wait: to a waiting receiver, else into the buffer. Returns the
-    /// receiver's waker to wake.
-    fn send_now(&mut self, message: T, cap: usize) -> Result<Option<Waker>, TrySendError<T>> {
+    /// receiver's wake-up to deliver.
+    fn send_now(&mut self, message: T, cap: usize) -> Result<Option<Wakeup>, TrySendError<T>> {
         if self.rx_gone {
             return Err(TrySendError::Disconnected(message));
         }
         let mut message = Some(message);
-        if let Some(waker) = claim(&mut self.receivers, |slot| *slot = message.take()) {
-            return Ok(Some(waker));
+        if let Some(wakeup) = claim(&mut self.receivers, |slot| *slot = message.take()) {
+            return Ok(Some(wakeup));
         }
         let message = message
             .take()
@@ -357,26 +357,26 @@ impl<T> State<T> {
     /// A receive that does not wait: from the buffer (refilled from a waiting sender), else
     /// from a waiting sender directly, else disconnection. `None`: it would have to wait.
     #[allow(clippy::type_complexity)]
-    fn recv_now(&mut self) -> Option<(Result<T, RecvError>, Option<Waker>)> {
+    fn recv_now(&mut self) -> Option<(Result<T, RecvError>, Option<Wakeup>)> {
         if let Some(message) = self.buf.pop_front() {
             let buf = &mut self.buf;
-            let waker = claim(&mut self.senders, |slot| {
+            let wakeup = claim(&mut self.senders, |slot| {
                 buf.push_back(slot.take().expect("a waiting sender holds its message"));
             });
-            return Some((Ok(message), waker));
+            return Some((Ok(message), wakeup));
         }
         let mut message = None;
-        if let Some(waker) = claim(&mut self.senders, |slot| message = slot.take()) {
+        if let Some(wakeup) = claim(&mut self.senders, |slot| message = slot.take()) {
             let message = message.expect("a waiting sender holds its message");
-            return Some((Ok(message), Some(waker)));
+            return Some((Ok(message), Some(wakeup)));
         }
         self.tx_gone.then_some((Err(RecvError), None))
     }
 }
 
-fn wake(waker: Option<Waker>) {
-    if let Some(waker) = waker {
-        waker.wake();
+fn wake(wakeup: Option<Wakeup>) {
+    if let Some(wakeup) = wakeup {
+        wakeup.deliver();
     }
 }
 

@@ -19,10 +19,12 @@
 //! # Handing a node back
 //!
 //! The winner, still under the channel lock, moves the message (into or out of the node's
-//! slot), unlinks the node, makes a counted waker from the selector's uncounted one
-//! (`FrameWaker`) and finally stores `done = true` (`Release`). After that store it never
-//! touches the node or the selector again (the owner may return and free them); it wakes
-//! its waker after dropping the lock. The owner reads `done` with `Acquire`; if it is not
+//! slot), unlinks the node, wakes the park through the selector's uncounted `FrameWaker`
+//! (the park's state change: the frame is still there, so no reference count is needed) and
+//! finally stores `done = true` (`Release`). After that store it never touches the node or
+//! the selector again (the owner may return and free them); what is left of the wake-up
+//! (queueing a coroutine that had parked, with its park's own reference) it does after
+//! dropping the lock. The owner reads `done` with `Acquire`; if it is not
 //! yet set, taking the channel lock waits out the winner. Every other node of the wait is
 //! unlinked by the owner under its channel's lock. These are
 //! list.rs's two rules, which make the raw pointers in the lists sound.
@@ -32,7 +34,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::sync::list::{Linked, Links, List};
-use crate::task::{FrameWaker, Waker};
+use crate::task::{FrameWaker, Wakeup};
 
 const WAITING: usize = 0;
 const ABORTED: usize = 1;
@@ -163,12 +165,13 @@ impl<T> Node<T> {
 }
 
 /// Under the channel lock: pops the first waiter of `list` whose wait is still open,
-/// completes it with `transfer` (which moves the message in or out of its slot) and returns
-/// its waker, to be woken after the lock is released. Stale waiters are unlinked and skipped.
+/// completes it with `transfer` (which moves the message in or out of its slot), wakes it
+/// and returns the rest of the wake-up, to be delivered after the lock is released. Stale
+/// waiters are unlinked and skipped.
 pub(crate) fn claim<T>(
     list: &mut List<Node<T>>,
     transfer: impl FnOnce(&mut Option<T>),
-) -> Option<Waker> {
+) -> Option<Wakeup> {
     while let Some(ptr) = list.pop_front() {
         // SAFETY: the node was linked, so its owner keeps it alive until it sees `done` or
         // takes the lock we hold (module docs).
@@ -179,12 +182,13 @@ pub(crate) fn claim<T>(
         }
         // SAFETY: we hold the channel lock and won the node: nobody else touches the slot.
         transfer(unsafe { &mut *node.slot.get() });
-        // SAFETY: the node was linked and we hold its channel lock, so its frame still
-        // waits (module docs: the owner unlinks or sees `done` before it returns).
-        let waker = unsafe { selector.waker.to_waker() };
+        // SAFETY: the node was linked, we hold its channel lock and have not set `done`, so
+        // its frame still waits (module docs: the owner unlinks or sees `done` before it
+        // returns).
+        let wakeup = unsafe { selector.waker.wake_locked() };
         // Release: publishes the slot; after this the node and selector may be freed.
         node.done.store(true, Ordering::Release);
-        return Some(waker);
+        return Some(wakeup);
     }
     None
 }
