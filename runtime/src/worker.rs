@@ -339,8 +339,8 @@ impl WorkerContext {
                 .any(|(index, slot)| index != self.index && slot.has_stealable_work())
     }
 
-    /// Runs `task` until it parks, yields or finishes; after a yield, goes on with the next
-    /// local coroutine without going back through the run loop.
+    /// Runs `task` until it parks, yields or finishes, then goes on with the next local
+    /// coroutine without going back through the run loop; returns when there is none.
     fn run_task(&self, mut task: TaskRef) {
         let slot = self.slot();
         loop {
@@ -358,35 +358,34 @@ impl WorkerContext {
             self.current.set(std::ptr::null());
             bump(&slot.counters.switches);
             match result {
-                CoroutineResult::Yield(Suspend::Yield) => {
-                    self.deque.push(task);
-                    if self.shared.is_shutdown() {
-                        return;
-                    }
-                    // The run loop's search without its other steps (none applies: this
-                    // worker is not spinning, and it just found work).
-                    match self.find_local() {
-                        Some(next) => task = next,
-                        None => return,
-                    }
-                }
+                CoroutineResult::Yield(Suspend::Yield) => self.deque.push(task),
                 CoroutineResult::Yield(Suspend::Park) => {
                     bump(&slot.counters.parks);
                     match Task::commit_park(task) {
                         // Parked: our reference is the park's now, for its waker to queue.
-                        None => return,
+                        None => {}
                         // Notified before the commit: resume it at once.
-                        Some(notified) => task = notified,
+                        Some(notified) => {
+                            task = notified;
+                            continue;
+                        }
                     }
                 }
-                CoroutineResult::Return(()) => {
-                    self.finish(task);
-                    return;
-                }
+                CoroutineResult::Return(()) => self.finish(task),
+            }
+            if self.shared.is_shutdown() {
+                return;
+            }
+            // The run loop's search without its other steps (none applies: this worker is
+            // not spinning, and it just ran a coroutine).
+            match self.find_local() {
+                Some(next) => task = next,
+                None => return,
             }
         }
     }
 
+    #[inline(never)]
     fn finish(&self, task: TaskRef) {
         // SAFETY: the coroutine returned on this worker, which still holds the run right.
         let coro = unsafe { task.coro_mut() }.take();
