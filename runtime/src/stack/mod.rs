@@ -91,6 +91,11 @@ pub(crate) use local::LocalCache;
 pub(crate) use overflow::{ensure_altstack, install_overflow_handler, set_owner_name};
 pub(crate) use pool::{allocate, release, trim};
 
+/// The system page size.
+pub(crate) fn page_size() -> usize {
+    sys::page_size()
+}
+
 /// Smallest usable stack size we accept (bytes, excluding the guard page).
 pub(crate) const MIN_STACK_SIZE: usize = 16 * 1024;
 /// Default usable size (bytes, excluding guard). Lazily committed.

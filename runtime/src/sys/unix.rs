@@ -5,6 +5,7 @@
 //!   treats a stuck worker as blocked, the conservative choice.
 //! * The peer address of a socket fd (`getpeername`), for the dump.
 //! * The SIGQUIT handler of the opt-in signal dump: it only sets a flag.
+//! * Prefaulting a fresh allocation (Linux only).
 
 /// The CPU-time clock of one thread.
 #[derive(Debug)]
@@ -154,3 +155,30 @@ pub(crate) fn install_dump_signal() {
         }
     });
 }
+
+/// Backs the whole pages inside `len` bytes at `start` with memory now, in one system call,
+/// instead of one page fault per page at the first write (`MADV_POPULATE_WRITE`, Linux 5.14).
+/// Only a hint: on an older kernel the call fails and the pages fault in on first write, as
+/// without it. The contents are unchanged.
+#[cfg(target_os = "linux")]
+pub(crate) fn prefault(start: *mut u8, len: usize) {
+    let page = crate::stack::page_size();
+    let first = (start as usize).next_multiple_of(page);
+    let end = (start as usize + len) / page * page;
+    if end > first {
+        // SAFETY: [first, end) is the caller's allocation rounded inwards to whole pages, so
+        // it is mapped and no other mapping is touched; populating writes nothing.
+        unsafe {
+            libc::madvise(
+                first as *mut libc::c_void,
+                end - first,
+                libc::MADV_POPULATE_WRITE,
+            )
+        };
+    }
+}
+
+/// Backs a fresh allocation with memory now: no such call here; pages fault in on first
+/// write.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn prefault(_start: *mut u8, _len: usize) {}
