@@ -745,6 +745,7 @@ impl BorrowedTask {
 
 impl Parking {
     /// Step 1: announces that the current coroutine (or thread) is about to park.
+    #[inline]
     pub fn prepare() -> Parking {
         match context::task() {
             Some(task) => Parking::prepare_task(task),
@@ -755,6 +756,7 @@ impl Parking {
         }
     }
 
+    #[inline]
     fn prepare_task(task: &Task) -> Parking {
         let current = task.state.load(Ordering::Relaxed);
         debug_assert_eq!(current & STATE_MASK, RUNNING, "coronet: double park");
@@ -771,6 +773,7 @@ impl Parking {
     }
 
     /// Says what this park waits on, for [`crate::runtime::dump`] (default: a plain park).
+    #[inline]
     pub fn reason(mut self, reason: WaitReason) -> Parking {
         self.reason = reason;
         self
@@ -783,6 +786,7 @@ impl Parking {
 
     /// An uncounted waker for this park, for a waiter on the parking frame (see
     /// [`FrameWaker`]).
+    #[inline]
     pub(crate) fn frame_waker(&self) -> FrameWaker {
         let kind = match &self.kind {
             ParkingKind::Coroutine { task, epoch } => ParkingKind::Coroutine {
@@ -801,6 +805,7 @@ impl Parking {
 
     /// Gives up the park (the condition was met after publishing). Wakers already published
     /// become stale and do nothing.
+    #[inline]
     pub fn cancel(self) {
         if let ParkingKind::Coroutine { task, epoch } = &self.kind {
             task.get()
@@ -810,6 +815,7 @@ impl Parking {
     }
 
     /// Step 3: blocks until a waker of this park fires.
+    #[inline]
     pub fn park(self) {
         match &self.kind {
             ParkingKind::Coroutine { task, .. } => {
