@@ -734,9 +734,9 @@ impl BorrowedTask {
     /// The pointer stays valid while the coroutine that made it has not returned: it was
     /// made by `Parking::prepare` on the running coroutine, and is used by that coroutine's
     /// code (through its `Parking`) or, under a lock, for a waiter still linked on its frame
-    /// (`FrameWaker::to_waker`). The worker running the coroutine holds a reference, and a
-    /// parked task is kept by its coroutine body's own reference until the body returned or
-    /// was unwound (on itself).
+    /// (`FrameWaker::wake_locked`). The worker running the coroutine holds a reference, and a
+    /// parked task is kept by its park's reference and by its coroutine body's own reference
+    /// until the body returned or was unwound (on itself).
     fn get(&self) -> &Task {
         // SAFETY: the task outlives the coroutine's frames that hold this pointer (above).
         unsafe { &*self.0 }
