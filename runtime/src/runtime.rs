@@ -862,6 +862,13 @@ mod tests {
             parked_rx.recv().unwrap();
         }
         assert_eq!(rt.spawn(|| 7).join().unwrap(), 7);
+        // Coroutines woken by coroutines, through a channel (the uncounted waker of a waiting
+        // frame) and a join (a counted waker): each park's reference goes to the run queue.
+        let (tx, rx) = crate::chan::bounded::<u32>(0);
+        let receiver = rt.spawn(move || rx.recv().unwrap());
+        let joiner = rt.spawn(move || receiver.join().unwrap());
+        rt.spawn(move || tx.send(5).unwrap()).join().unwrap();
+        assert_eq!(joiner.join().unwrap(), 5);
         let detached = rt.spawn(|| ());
         drop(detached);
         let sleeper = rt.spawn(|| crate::sleep(Duration::from_secs(3600)));
@@ -870,6 +877,54 @@ mod tests {
         assert!(
             weak.upgrade().is_none(),
             "something still holds the runtime's shared state after the drop"
+        );
+    }
+
+    #[test]
+    fn a_wake_during_a_backtrace_capture_is_delivered_once_with_the_parks_reference() {
+        // A parked coroutine holds its park's reference; a dump that captures its backtrace
+        // and finds a wake-up arrived meanwhile (CAPTURE_NOTIFIED) must queue it with that
+        // reference: queueing a new one would leak a count (the shared state would outlive
+        // the runtime), taking it twice would free the control block under the coroutine.
+        let rt = Builder::new().workers(1).build().unwrap();
+        let weak = Arc::downgrade(&rt.shared);
+        let (current_tx, current_rx) = mpsc::channel();
+        let parked = rt.spawn(move || {
+            current_tx.send(crate::current()).unwrap();
+            crate::park();
+            42
+        });
+        let coroutine = current_rx.recv().unwrap();
+        assert!(crate::runtime::wait_until_parked(
+            &coroutine,
+            crate::runtime::WaitKind::Park,
+            Duration::from_secs(60)
+        ));
+        let woken = Arc::new(AtomicUsize::new(0));
+        crate::task::capture_hook::set({
+            let woken = woken.clone();
+            move || {
+                coroutine.unpark();
+                woken.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let dump = rt.dump_with_backtraces();
+        crate::task::capture_hook::clear();
+        assert_eq!(
+            woken.load(Ordering::SeqCst),
+            1,
+            "one capture, one wake-up during it"
+        );
+        assert!(
+            dump.iter()
+                .any(|info| info.id == parked.coroutine().id() && info.backtrace.is_some()),
+            "the dump captured the parked coroutine"
+        );
+        assert_eq!(parked.join().unwrap(), 42);
+        drop(rt);
+        assert!(
+            weak.upgrade().is_none(),
+            "a reference leaked on the capture's wake-up path"
         );
     }
 }

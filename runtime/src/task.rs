@@ -280,6 +280,8 @@ impl Task {
             // The coroutine answers inside `suspend` and suspends again with `Park`.
             let _ = coro.0.resume(Resume::Capture(&mut slot));
         }
+        #[cfg(test)]
+        capture_hook::run();
         if this
             .state
             .compare_exchange(
@@ -874,5 +876,34 @@ impl Task {
         // SAFETY: as above: `self` is a cell's task with at least one reference for as long as
         // `&self` is usable.
         unsafe { TaskRef::from_task(self) }
+    }
+}
+
+/// A test's way into the middle of a capture: a closure the dump's thread runs after it
+/// captured a backtrace and before it gives the run right back, so that a wake-up can be made
+/// to arrive during a capture (the `CAPTURE_NOTIFIED` row of the module table).
+#[cfg(test)]
+pub(crate) mod capture_hook {
+    use std::cell::RefCell;
+
+    thread_local! {
+        static AFTER_CAPTURE: RefCell<Option<Box<dyn FnMut()>>> = RefCell::new(None);
+    }
+
+    /// Runs `hook` after every capture that the calling thread makes, until `clear`.
+    pub(crate) fn set(hook: impl FnMut() + 'static) {
+        AFTER_CAPTURE.with(|slot| *slot.borrow_mut() = Some(Box::new(hook)));
+    }
+
+    pub(crate) fn clear() {
+        AFTER_CAPTURE.with(|slot| *slot.borrow_mut() = None);
+    }
+
+    pub(super) fn run() {
+        AFTER_CAPTURE.with(|slot| {
+            if let Some(hook) = slot.borrow_mut().as_mut() {
+                hook();
+            }
+        });
     }
 }
