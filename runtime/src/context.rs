@@ -41,6 +41,15 @@ pub(crate) fn task<'a>() -> Option<&'a Task> {
     worker().and_then(|worker| worker.current_task())
 }
 
+/// The coroutine running on the calling thread as its cell's pointer (`TaskRef::as_ptr`), for
+/// code that makes a counted reference of it or hands it to a waker; same lifetime rule.
+#[inline]
+pub(crate) fn task_ptr() -> Option<*const Task> {
+    worker()
+        .map(|worker| worker.current_task_ptr())
+        .filter(|task| !task.is_null())
+}
+
 /// Marks the calling thread as running `worker` until the guard is dropped.
 pub(crate) fn enter_worker(worker: &WorkerContext) -> WorkerGuard {
     CURRENT_WORKER.with(|slot| slot.set(worker));

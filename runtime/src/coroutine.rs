@@ -249,7 +249,8 @@ pub fn current() -> Coroutine {
 
 /// The calling coroutine's handle, or `None` on a plain thread.
 pub fn try_current() -> Option<Coroutine> {
-    context::task().map(|task| Coroutine::from_task(task.task_ref()))
+    // SAFETY: the running coroutine's cell pointer, kept alive by its worker's reference.
+    context::task_ptr().map(|task| Coroutine::from_task(unsafe { TaskRef::from_task(task) }))
 }
 
 /// Whether the caller runs on a coroutine.
@@ -297,18 +298,18 @@ pub fn sleep_until(deadline: Instant) {
 /// (std's `thread::park` semantics: it may also return spuriously). On a plain thread,
 /// `std::thread::park`.
 pub fn park() {
-    match context::task() {
-        Some(task) => task.park_token(None),
+    match context::task_ptr() {
+        Some(task) => Task::park_token(task, None),
         None => thread::park(),
     }
 }
 
 /// Like [`park`], returning after at most about `timeout`.
 pub fn park_timeout(timeout: Duration) {
-    match context::task() {
+    match context::task_ptr() {
         Some(task) => {
             let deadline = Instant::now().checked_add(timeout);
-            task.park_token(deadline);
+            Task::park_token(task, deadline);
         }
         None => thread::park_timeout(timeout),
     }

@@ -758,7 +758,7 @@ impl Runtime {
         }
         for task in shared.live_tasks() {
             task.unwinding.store(true, Ordering::Release);
-            task.release_park();
+            Task::release_park(&task);
             // SAFETY: every worker thread has stopped, so nothing else holds the run right.
             let coro = unsafe { task.coro_mut() }.take();
             if let Some(mut coro) = coro {

@@ -295,8 +295,9 @@ impl Task {
             // A waker fired during the capture (CAPTURE_NOTIFIED): we schedule it.
             this.state.store(pack(epoch, RUNNING), Ordering::Release);
             // SAFETY: the task was parked when we took it (PARKED -> CAPTURING), and we moved
-            // it out of CAPTURE_NOTIFIED: its park's reference is ours.
-            Shared::schedule(unsafe { this.take_parked_reference() });
+            // it out of CAPTURE_NOTIFIED: its park's reference is ours; `as_ptr` is its cell's
+            // pointer.
+            Shared::schedule(unsafe { Task::take_parked_reference(TaskRef::as_ptr(this)) });
         }
         slot
     }
@@ -341,9 +342,15 @@ impl Task {
     ///
     /// Needs no reference of its own: the caller keeps the task alive, by a counted waker or
     /// by the waiting frame it found under a lock ([`FrameWaker::wake_locked`]).
+    ///
+    /// # Safety
+    /// `task` is a cell's task pointer (`TaskRef::as_ptr`, or the running coroutine's from
+    /// `context::task_ptr`), and the task stays alive while this runs.
     #[inline]
-    fn wake_in_place(&self, epoch: u32) -> Option<TaskRef> {
-        let mut current = self.state.load(Ordering::Acquire);
+    unsafe fn wake_in_place(task: *const Task, epoch: u32) -> Option<TaskRef> {
+        // SAFETY: the caller's promise.
+        let this = unsafe { &*task };
+        let mut current = this.state.load(Ordering::Acquire);
         loop {
             if epoch_of(current) != epoch {
                 return None;
@@ -354,7 +361,7 @@ impl Task {
                 CAPTURING => pack(epoch, CAPTURE_NOTIFIED),
                 _ => return None,
             };
-            match self.state.compare_exchange_weak(
+            match this.state.compare_exchange_weak(
                 current,
                 next,
                 Ordering::AcqRel,
@@ -362,8 +369,9 @@ impl Task {
             ) {
                 Ok(_) if current & STATE_MASK == PARKED => {
                     // SAFETY: the task was PARKED, so `commit_park` gave up a reference to it
-                    // with `into_raw`; our CAS out of PARKED makes us its one taker.
-                    return Some(unsafe { self.take_parked_reference() });
+                    // with `into_raw`; our CAS out of PARKED makes us its one taker; `task` is
+                    // its cell's pointer (caller's promise).
+                    return Some(unsafe { Task::take_parked_reference(task) });
                 }
                 Ok(_) => return None,
                 Err(actual) => current = actual,
@@ -375,24 +383,27 @@ impl Task {
     ///
     /// # Safety
     /// The caller moved the task out of `PARKED` (or `CAPTURE_NOTIFIED`, which a parked task
-    /// enters), which makes it the one taker of that reference.
+    /// enters), which makes it the one taker of that reference, and `task` is the task's cell
+    /// pointer (`TaskRef::as_ptr`).
     #[inline]
-    unsafe fn take_parked_reference(&self) -> TaskRef {
-        // SAFETY: the caller's promise; `self` is that reference's task.
-        unsafe { TaskRef::from_raw(self) }
+    unsafe fn take_parked_reference(task: *const Task) -> TaskRef {
+        // SAFETY: the caller's promise.
+        unsafe { TaskRef::from_raw(task) }
     }
 
     /// Wakes the task if it is in park epoch `epoch`, with a waker's counted reference (which
     /// is dropped: the run queue gets the parked reference).
     fn wake_epoch(this: TaskRef, epoch: u32) {
-        if let Some(parked) = this.wake_in_place(epoch) {
+        // SAFETY: `this` keeps the task alive; `as_ptr` is its cell's pointer.
+        if let Some(parked) = unsafe { Task::wake_in_place(TaskRef::as_ptr(&this), epoch) } {
             Shared::schedule(parked);
         }
     }
 
     /// At shutdown, after the workers stopped: drops the reference of a parked task's park.
-    pub(crate) fn release_park(&self) {
-        drop(self.wake_in_place(self.current_epoch()));
+    pub(crate) fn release_park(this: &TaskRef) {
+        // SAFETY: as in `wake_epoch`.
+        drop(unsafe { Task::wake_in_place(TaskRef::as_ptr(this), this.current_epoch()) });
     }
 
     /// The epoch of the current (or last) park.
@@ -409,19 +420,21 @@ impl Task {
         }
     }
 
-    /// `park()` on the running coroutine: consume the token or wait for `unpark`, or for
-    /// `deadline` if given.
-    pub(crate) fn park_token(&self, deadline: Option<Instant>) {
-        if self.park_token.swap(false, Ordering::SeqCst) {
+    /// `park()` on the running coroutine `this` (its cell pointer, `context::task_ptr`):
+    /// consume the token or wait for `unpark`, or for `deadline` if given.
+    pub(crate) fn park_token(this: *const Task, deadline: Option<Instant>) {
+        // SAFETY: `this` is the running coroutine's task, alive while its code runs.
+        let task = unsafe { &*this };
+        if task.park_token.swap(false, Ordering::SeqCst) {
             return;
         }
-        let parking = Parking::prepare_task(self);
+        let parking = Parking::prepare_task(this);
         // Publish our epoch for `unpark`; the SeqCst store and load pair with unpark's
         // SeqCst store of the token and load of the epoch (Dekker): one of us sees the other.
-        self.park_epoch
-            .store(u64::from(self.current_epoch()) + 1, Ordering::SeqCst);
-        if self.park_token.swap(false, Ordering::SeqCst) {
-            self.park_epoch.store(0, Ordering::SeqCst);
+        task.park_epoch
+            .store(u64::from(task.current_epoch()) + 1, Ordering::SeqCst);
+        if task.park_token.swap(false, Ordering::SeqCst) {
+            task.park_epoch.store(0, Ordering::SeqCst);
             parking.cancel();
             return;
         }
@@ -431,8 +444,8 @@ impl Task {
             }
             None => parking.park(),
         }
-        self.park_epoch.store(0, Ordering::SeqCst);
-        self.park_token.store(false, Ordering::SeqCst);
+        task.park_epoch.store(0, Ordering::SeqCst);
+        task.park_token.store(false, Ordering::SeqCst);
     }
 }
 
@@ -649,12 +662,15 @@ impl FrameWaker {
     #[inline]
     pub(crate) unsafe fn wake_locked(&self) -> Wakeup {
         match &self.kind {
-            // The frame still waits (caller's promise), so its coroutine has not returned,
-            // which is what `BorrowedTask::get` needs.
-            ParkingKind::Coroutine { task, epoch } => match task.get().wake_in_place(*epoch) {
-                Some(parked) => Wakeup::Schedule(parked),
-                None => Wakeup::Done,
-            },
+            ParkingKind::Coroutine { task, epoch } => {
+                // SAFETY: the frame still waits (caller's promise), so its coroutine has not
+                // returned and its task is alive; `task.0` is the cell pointer that
+                // `Parking::prepare` took from `context::task_ptr`.
+                match unsafe { Task::wake_in_place(task.0, *epoch) } {
+                    Some(parked) => Wakeup::Schedule(parked),
+                    None => Wakeup::Done,
+                }
+            }
             ParkingKind::Thread(signal) => Wakeup::Notify(signal.clone()),
         }
     }
@@ -719,7 +735,9 @@ impl ParkingKind {
     fn waker(&self) -> Waker {
         let kind = match self {
             ParkingKind::Coroutine { task, epoch } => WakerKind::Coroutine {
-                task: task.get().task_ref(),
+                // SAFETY: `task.0` is the running coroutine's cell pointer (`prepare`), alive
+                // while its `Parking` exists (`BorrowedTask::get`).
+                task: unsafe { TaskRef::from_task(task.0) },
                 epoch: *epoch,
             },
             ParkingKind::Thread(signal) => WakerKind::Thread(signal.clone()),
@@ -749,7 +767,7 @@ impl Parking {
     /// Step 1: announces that the current coroutine (or thread) is about to park.
     #[inline]
     pub fn prepare() -> Parking {
-        match context::task() {
+        match context::task_ptr() {
             Some(task) => Parking::prepare_task(task),
             None => Parking {
                 kind: ParkingKind::Thread(ThreadSignal::for_current_thread()),
@@ -759,7 +777,11 @@ impl Parking {
     }
 
     #[inline]
-    fn prepare_task(task: &Task) -> Parking {
+    /// Step 1 for the running coroutine `this`, given as its cell pointer
+    /// (`context::task_ptr`), which wakers turn back into counted references.
+    fn prepare_task(this: *const Task) -> Parking {
+        // SAFETY: `this` is the running coroutine's task, alive while its code runs.
+        let task = unsafe { &*this };
         let current = task.state.load(Ordering::Relaxed);
         debug_assert_eq!(current & STATE_MASK, RUNNING, "coronet: double park");
         let epoch = epoch_of(current).wrapping_add(1);
@@ -767,7 +789,7 @@ impl Parking {
         task.state.store(pack(epoch, PARKING), Ordering::Release);
         Parking {
             kind: ParkingKind::Coroutine {
-                task: BorrowedTask(task),
+                task: BorrowedTask(this),
                 epoch,
             },
             reason: WaitReason::Park,
@@ -863,19 +885,6 @@ impl Parking {
         self.park();
         // If the timer is still pending, something else woke us.
         shared.cancel_timer(key)
-    }
-}
-
-impl Task {
-    /// A counted reference to this task, from a plain one.
-    ///
-    /// Every `Task` lives in a `TaskRef` cell (it is created only by `Shared::spawn`), and the
-    /// running task's cell is kept alive by its worker's reference while it runs.
-    #[inline]
-    pub(crate) fn task_ref(&self) -> TaskRef {
-        // SAFETY: as above: `self` is a cell's task with at least one reference for as long as
-        // `&self` is usable.
-        unsafe { TaskRef::from_task(self) }
     }
 }
 

@@ -149,10 +149,12 @@ impl TaskRef {
     /// A new reference to the task behind `task`.
     ///
     /// # Safety
-    /// `task` must live in a `TaskRef` cell (every `Task` is made by `TaskRef::new`) with at
-    /// least one reference that lasts while this runs.
+    /// `task` must be a cell's task pointer as [`TaskRef::as_ptr`] or [`TaskRef::into_raw`]
+    /// gave it (with the whole cell's provenance: the count lies beyond the `Task`, out of
+    /// reach of a pointer made from a `&Task`), to a task with at least one reference that
+    /// lasts while this runs.
     #[inline]
-    pub(crate) unsafe fn from_task(task: &Task) -> TaskRef {
+    pub(crate) unsafe fn from_task(task: *const Task) -> TaskRef {
         // SAFETY: the caller's promise: the task is a cell's first field, kept live by a
         // reference of its own while we add ours.
         let this = unsafe { TaskRef::from_raw(task) };

@@ -202,6 +202,12 @@ impl WorkerContext {
         unsafe { self.current.get().as_ref() }
     }
 
+    /// The coroutine this worker is running as its cell's pointer (null if none), for code
+    /// that makes a counted reference of it ([`crate::task_ref::TaskRef::from_task`]).
+    pub(crate) fn current_task_ptr(&self) -> *const Task {
+        self.current.get()
+    }
+
     /// Makes `task` runnable on this worker, ahead of the queue (Go's `runqput(next=true)`).
     ///
     /// Unlike Go's `ready`, this wakes an idle worker only when it displaces an older
