@@ -304,7 +304,9 @@ raise `vm.max_map_count` for the parked-coroutine counts that need it (it restor
   message differs from the previous one), repeats. Round trips/s, p50 and p99 over the window.
 - **HTTP**: wrk, one thread, 100 keep-alive connections.
 - **Runtime** figures come from child processes per peer and repetition (bench/src/rt_children.rs,
-  bench/go/runtime.go), each after a warm-up of a tenth of its count.
+  bench/go/runtime.go), each after a warm-up of a tenth of its count; the timed ones (spawn,
+  yield, ping-pong, the switch floor) take a second or less each and run at least 5
+  repetitions, so that one disturbed run does not move a median.
 
 ## Reading the figures
 

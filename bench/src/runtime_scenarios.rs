@@ -97,9 +97,18 @@ fn child(
     }
 }
 
+/// Repetitions of each timed runtime measurement (spawn, yield, ping-pong, the switch floor)
+/// in a full run. They take a second or less each, and one disturbed repetition in three
+/// moved a median (run 15's spawn+join); five cost about 40 s more per run.
+const TIMED_REPS: usize = 5;
+
 pub fn run(ctx: &mut Ctx) {
     let quick = ctx.opts.quick;
-    let reps = ctx.opts.reps;
+    let reps = if quick {
+        ctx.opts.reps
+    } else {
+        ctx.opts.reps.max(TIMED_REPS)
+    };
     let scale = |n: u64| if quick { n / 10 } else { n };
     let default_limit = read_max_map_count();
     let mut map_limit = MapLimit {
