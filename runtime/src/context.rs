@@ -38,7 +38,9 @@ pub(crate) fn worker<'a>() -> Option<&'a WorkerContext> {
 /// The coroutine running on the calling thread, if any (see [`worker`] for the lifetime rule).
 #[inline]
 pub(crate) fn task<'a>() -> Option<&'a Task> {
-    worker().and_then(|worker| worker.current_task())
+    // SAFETY: a worker's current task is kept alive by the worker's reference for exactly
+    // the duration of its resume, which is when code on the coroutine can call this.
+    worker().and_then(|worker| unsafe { worker.current_task_ptr().as_ref() })
 }
 
 /// The coroutine running on the calling thread as its cell's pointer (`TaskRef::as_ptr`), for

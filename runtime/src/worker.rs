@@ -195,15 +195,9 @@ impl WorkerContext {
         unsafe { &*self.slot }
     }
 
-    /// The coroutine this worker is running, if any.
-    pub(crate) fn current_task(&self) -> Option<&Task> {
-        // SAFETY: `current` is set to a task kept alive by the caller of `resume` (it holds
-        // a `TaskRef`) for exactly the duration of the resume, and cleared after.
-        unsafe { self.current.get().as_ref() }
-    }
-
-    /// The coroutine this worker is running as its cell's pointer (null if none), for code
-    /// that makes a counted reference of it ([`crate::task_ref::TaskRef::from_task`]).
+    /// The coroutine this worker is running as its cell's pointer, null if none. `current`
+    /// is set to a task kept alive by the caller of `resume` (it holds a `TaskRef`) for
+    /// exactly the duration of the resume, and cleared after.
     pub(crate) fn current_task_ptr(&self) -> *const Task {
         self.current.get()
     }
