@@ -49,7 +49,9 @@
 //! 3. Carving a fresh slot from the class's current chunk, or mapping the next chunk. A
 //!    worker carves half a [`LocalCache`] at once: with madvise guards, one
 //!    `process_madvise` call guards the whole batch (Linux 6.15+; one `madvise` per slot
-//!    elsewhere), which saves about a third of the cost of a fresh stack.
+//!    elsewhere), which saves about a third of the cost of a fresh stack, and a second one
+//!    commits each stack's top page, which its coroutine's first frame writes anyway (a page
+//!    fault per coroutine start otherwise).
 //!
 //! Dropping a [`PooledStack`] returns it to the global pool, so a stack is never lost.
 //!

@@ -269,6 +269,44 @@ fn a_worker_cache_carves_guarded_stacks_in_a_batch() {
     }
 }
 
+/// Whether the page holding `addr` is resident, asked of the kernel with mincore(2).
+#[cfg(target_os = "linux")]
+fn resident(addr: usize) -> bool {
+    let page = page_size();
+    let mut vec = 0u8;
+    // SAFETY: the kernel reads nothing from us and writes one byte for the one page asked.
+    let ret = unsafe { libc::mincore((addr / page * page) as *mut libc::c_void, page, &mut vec) };
+    assert_eq!(ret, 0, "mincore: {}", std::io::Error::last_os_error());
+    vec & 1 == 1
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_batch_of_fresh_stacks_has_only_its_top_pages_committed() {
+    let _serial = serial();
+    // A size no other test uses, so every stack below is freshly carved.
+    let size = 84 * 1024;
+    let mut cache = LocalCache::new();
+    let stacks: Vec<_> = (0..LOCAL_PER_CLASS / 2)
+        .map(|_| cache.allocate(size).unwrap())
+        .collect();
+    let batched = guard_kind() == GuardKind::Madvise
+        && pool::BATCH_GUARDS.load(std::sync::atomic::Ordering::Relaxed);
+    let page = page_size();
+    for stack in &stacks {
+        let top = stack.base().get();
+        let (_, usable) = guard_range(stack);
+        // Without the batched call (older kernels, mprotect guards) the pages fault in on
+        // first write instead.
+        assert_eq!(resident(top - 1), batched, "top page of {top:#x}");
+        assert!(
+            !resident(top - page - 1),
+            "second page of {top:#x} committed"
+        );
+        assert!(!resident(usable), "bottom page of {top:#x} committed");
+    }
+}
+
 #[test]
 fn the_local_cache_moves_stacks_in_batches() {
     let _serial = serial();

@@ -10,6 +10,8 @@
 //! | `guard_len()` | bytes at the bottom of each slot that are never usable stack |
 //! | `reserve(len)` | address space for a chunk (Unix also `unreserve`, for probes and signal stacks) |
 //! | `install_guard(bottom, guard, top, kind)` | makes a fresh slot a runnable stack with its guard |
+//! | `install_guards(regions)` | madvise guards for a batch of slots in one call, where the kernel can |
+//! | `prefault_all(regions)` | commits a batch's top pages in one call, where the kernel can (a hint) |
 //! | `decommit(addr, len)` | gives back the pages of an idle stack; the slot stays runnable |
 //! | `madvise_guards_supported()` | whether `GuardKind::Madvise` works (never on Windows) |
 //! | `is_out_of_address_space(&err)` | a reservation failed for lack of room: try a smaller chunk |

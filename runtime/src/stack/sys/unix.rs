@@ -99,7 +99,7 @@ pub(crate) unsafe fn install_guard(
 }
 
 /// Installs madvise guards on several regions with one `process_madvise` call per
-/// [`GUARD_BATCH_MAX`] regions (Linux 6.15+: `PIDFD_SELF_THREAD_GROUP` names the calling
+/// [`VECTORED_MAX`] regions (Linux 6.15+: `PIDFD_SELF_THREAD_GROUP` names the calling
 /// process without a descriptor, so it stays right after `fork`, and the kernel accepts any
 /// advice for it).
 /// Fails as a whole where the kernel refuses (older kernels: `EBADF`/`EINVAL`), or when a
@@ -110,7 +110,33 @@ pub(crate) unsafe fn install_guard(
 ///
 /// Every region must lie in a mapping made by [`reserve`] and hold no live data.
 pub(crate) unsafe fn install_guards(regions: &[(usize, usize)]) -> io::Result<()> {
-    for batch in regions.chunks(GUARD_BATCH_MAX) {
+    // SAFETY: forwarded from the caller.
+    unsafe { advise_all(regions, Advice::GuardInstall) }
+}
+
+/// Commits the pages of several regions at once (`MADV_POPULATE_WRITE` through
+/// `process_madvise`, where [`install_guards`] works): the page each fresh stack's first
+/// frame will be written to, in one call per batch instead of one page fault per stack.
+/// Best effort: where the kernel refuses, the first write faults the page in as before.
+///
+/// # Safety
+///
+/// Every region must lie in the usable part of a slot of a mapping made by [`reserve`] (not a
+/// guard) and hold no live data: populating writes nothing, but a region that belongs to a
+/// running stack would be an accounting error, not a data race.
+pub(crate) unsafe fn prefault_all(regions: &[(usize, usize)]) {
+    // SAFETY: forwarded from the caller. Failure only leaves the pages to fault in.
+    let _ = unsafe { advise_all(regions, Advice::PopulateWrite) };
+}
+
+/// `process_madvise(self, regions, advice)`, [`VECTORED_MAX`] regions per call; fails unless
+/// every byte of every region was advised.
+///
+/// # Safety
+///
+/// `advice` must be sound for every region (see the callers).
+unsafe fn advise_all(regions: &[(usize, usize)], advice: Advice) -> io::Result<()> {
+    for batch in regions.chunks(VECTORED_MAX) {
         let iov: Vec<libc::iovec> = batch
             .iter()
             .map(|&(addr, len)| libc::iovec {
@@ -120,7 +146,7 @@ pub(crate) unsafe fn install_guards(regions: &[(usize, usize)]) -> io::Result<()
             .collect();
         let want: usize = batch.iter().map(|&(_, len)| len).sum();
         // SAFETY: forwarded from the caller; `iov` is a live array of `iov.len()` entries.
-        let advised = unsafe { guard_install_vectored(&iov) }?;
+        let advised = unsafe { process_madvise_self(&iov, advice) }?;
         if advised != want {
             return Err(io::Error::other(
                 "process_madvise advised part of the regions",
@@ -131,17 +157,30 @@ pub(crate) unsafe fn install_guards(regions: &[(usize, usize)]) -> io::Result<()
 }
 
 /// Regions per `process_madvise` call (the kernel's `UIO_MAXIOV`).
-const GUARD_BATCH_MAX: usize = 1024;
+const VECTORED_MAX: usize = 1024;
 
-/// `process_madvise(PIDFD_SELF_THREAD_GROUP, iov, MADV_GUARD_INSTALL)`: bytes advised.
+/// What [`advise_all`] asks of the kernel.
+#[derive(Clone, Copy)]
+enum Advice {
+    /// `MADV_GUARD_INSTALL`: the regions become guards.
+    GuardInstall,
+    /// `MADV_POPULATE_WRITE`: the regions' pages are committed now.
+    PopulateWrite,
+}
+
+/// `process_madvise(PIDFD_SELF_THREAD_GROUP, iov, advice)`: bytes advised.
 ///
 /// # Safety
 ///
-/// Every region of `iov` must be sound to guard (see [`install_guards`]).
+/// `advice` must be sound for every region of `iov` (see [`advise_all`]).
 #[cfg(target_os = "linux")]
-unsafe fn guard_install_vectored(iov: &[libc::iovec]) -> io::Result<usize> {
+unsafe fn process_madvise_self(iov: &[libc::iovec], advice: Advice) -> io::Result<usize> {
     /// `PIDFD_SELF_THREAD_GROUP` from `<linux/pidfd.h>` (Linux 6.15): the calling process.
     const PIDFD_SELF_THREAD_GROUP: libc::c_int = -10001;
+    let advice = match advice {
+        Advice::GuardInstall => MADV_GUARD_INSTALL,
+        Advice::PopulateWrite => libc::MADV_POPULATE_WRITE,
+    };
     loop {
         // SAFETY: the kernel reads `iov.len()` iovecs from a live array; what it does to the
         // regions is the caller's responsibility.
@@ -151,7 +190,7 @@ unsafe fn guard_install_vectored(iov: &[libc::iovec]) -> io::Result<usize> {
                 PIDFD_SELF_THREAD_GROUP,
                 iov.as_ptr(),
                 iov.len(),
-                MADV_GUARD_INSTALL,
+                advice,
                 0,
             )
         };
@@ -169,7 +208,7 @@ unsafe fn guard_install_vectored(iov: &[libc::iovec]) -> io::Result<usize> {
 ///
 /// Nothing to uphold: there is no such call here, so this always fails.
 #[cfg(not(target_os = "linux"))]
-unsafe fn guard_install_vectored(_iov: &[libc::iovec]) -> io::Result<usize> {
+unsafe fn process_madvise_self(_iov: &[libc::iovec], _advice: Advice) -> io::Result<usize> {
     Err(io::ErrorKind::Unsupported.into())
 }
 

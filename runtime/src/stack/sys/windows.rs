@@ -205,6 +205,13 @@ pub(crate) unsafe fn install_guards(_regions: &[(usize, usize)]) -> io::Result<(
     Err(io::ErrorKind::Unsupported.into())
 }
 
+/// Commits several regions at once: no such call here; pages commit on first touch.
+///
+/// # Safety
+///
+/// Nothing to uphold: it touches no memory.
+pub(crate) unsafe fn prefault_all(_regions: &[(usize, usize)]) {}
+
 /// Whether `MADV_GUARD_INSTALL`-style guards work: not on Windows.
 pub(crate) fn madvise_guards_supported() -> bool {
     false
