@@ -260,9 +260,10 @@ pub fn in_coroutine() -> bool {
 
 /// Lets other runnable coroutines on this worker run, then continues. On a plain thread,
 /// `std::thread::yield_now`.
+#[inline]
 pub fn yield_now() {
     match context::task() {
-        Some(task) => task.suspend(Suspend::Yield),
+        Some(task) => task.suspend_in_caller(Suspend::Yield),
         None => thread::yield_now(),
     }
 }

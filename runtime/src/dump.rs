@@ -8,10 +8,10 @@
 //!
 //! Backtraces of parked coroutines: a parked coroutine sits inside the runtime's park
 //! function. The dump takes its run right (`PARKED` → `CAPTURING`, see task.rs), resumes it
-//! with a "capture your backtrace" request that it answers from inside `suspend` before it
-//! suspends again, and gives the run right back; a wake-up that arrived meanwhile is honoured
-//! then. The coroutine is never woken for real. Running coroutines are reported without a
-//! backtrace.
+//! with a "capture your backtrace" request that it answers from `Task::capture_and_suspend`
+//! (which `suspend` calls only for that request) before it suspends again, and gives the run
+//! right back; a wake-up that arrived meanwhile is honoured then. The coroutine is never woken
+//! for real. Running coroutines are reported without a backtrace.
 
 use std::backtrace::Backtrace;
 use std::fmt;

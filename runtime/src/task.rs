@@ -234,23 +234,50 @@ impl Task {
     /// Suspends the running coroutine with `what` for its worker.
     ///
     /// Must be called by code running on this task's coroutine.
+    ///
+    /// Out of line: a park's waiting function keeps the switch in this small frame (inlined
+    /// into `select::wait`, the stack switch made channel ping-pong 2-3 % slower, measured).
+    #[inline(never)]
     pub(crate) fn suspend(&self, what: Suspend) {
+        self.suspend_in_caller(what);
+    }
+
+    /// [`suspend`](Self::suspend), always inlined, so that the stack switch sits in the
+    /// caller's own frame. For `yield_now`, which is inlined into user code in turn: a
+    /// coroutine resumed there has no return to make before its next switch, and each return
+    /// it made was mispredicted (the CPU's return-address predictor was filled on the
+    /// worker's stack), as was the switch's own return to the worker unless it comes before
+    /// any other call (docs/performance.md, "Returns after a switch").
+    #[inline(always)]
+    pub(crate) fn suspend_in_caller(&self, what: Suspend) {
         let yielder = self.yielder.get();
         assert!(
             !yielder.is_null(),
             "coronet: suspend outside the coroutine body"
         );
+        // SAFETY: the yielder lives in the coroutine body's frame at the base of this
+        // coroutine's stack, which stays in place until the body returns; we are running
+        // on that coroutine (caller's contract), so the body has not returned.
+        if let Resume::Capture(slot) = unsafe { (*yielder).suspend(what) } {
+            self.capture_and_suspend(slot, what);
+        }
+    }
+
+    /// The rare way out of [`suspend_in_caller`](Self::suspend_in_caller): a dump resumed us
+    /// only to capture our backtrace into `slot`; do so and suspend again with `what`, as
+    /// often as asked.
+    #[cold]
+    #[inline(never)]
+    fn capture_and_suspend(&self, mut slot: *mut Option<Backtrace>, what: Suspend) {
+        let yielder = self.yielder.get();
         loop {
-            // SAFETY: the yielder lives in the coroutine body's frame at the base of this
-            // coroutine's stack, which stays in place until the body returns; we are running
-            // on that coroutine (caller's contract), so the body has not returned.
+            // SAFETY: the dump passes a pointer to a live slot on its own stack and waits for
+            // us to suspend again before it reads it.
+            unsafe { *slot = Some(Backtrace::force_capture()) };
+            // SAFETY: as in `suspend`: our own coroutine's yielder, set (checked there).
             match unsafe { (*yielder).suspend(what) } {
                 Resume::Run => return,
-                Resume::Capture(slot) => {
-                    // SAFETY: the dump passes a pointer to a live slot on its own stack and
-                    // waits for us to suspend again before it reads it.
-                    unsafe { *slot = Some(Backtrace::force_capture()) };
-                }
+                Resume::Capture(next) => slot = next,
             }
         }
     }
