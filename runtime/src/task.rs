@@ -803,9 +803,9 @@ impl Parking {
         }
     }
 
-    #[inline]
     /// Step 1 for the running coroutine `this`, given as its cell pointer
     /// (`context::task_ptr`), which wakers turn back into counted references.
+    #[inline]
     fn prepare_task(this: *const Task) -> Parking {
         // SAFETY: `this` is the running coroutine's task, alive while its code runs.
         let task = unsafe { &*this };
