@@ -1,7 +1,8 @@
 //! The channel itself: Go's `hchan` (`runtime/chan.go`) for every capacity.
 //!
-//! One `std::sync::Mutex` protects the buffer and the two wait lists; it is never held across
-//! a park. The invariants between them, as in Go:
+//! One lock protects the buffer and the two wait lists: a [`SpinLock`], held only for a
+//! bounded amount of the runtime's own work (never across a park, never running a message's
+//! destructor or other user code; see `sync/spin.rs` for why that makes spinning sound). The invariants between them, as in Go:
 //!
 //! * receivers wait only while the buffer is empty and no sender waits;
 //! * senders wait only while the buffer is full (always, for capacity 0) and no receiver
@@ -14,7 +15,7 @@
 //! the message from the sender's node. "Unbounded" is a capacity no send can reach.
 //! (crossbeam splits these into three flavours for lock-free fast paths; one locked
 //! algorithm keeps the hand-off and `select!` logic in one place, and an uncontended
-//! `std::sync::Mutex` costs two atomic instructions.)
+//! spin lock costs one atomic instruction: its unlock is a plain store.)
 //!
 //! Disconnection: when the last `Sender` goes, every waiting receiver is completed with "no
 //! message" and later receives drain the buffer, then fail. When the last `Receiver` goes,
@@ -24,11 +25,11 @@
 use std::collections::VecDeque;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::chan::error::{RecvError, SendError, TryRecvError, TrySendError};
 use crate::chan::waiters::{claim, has_open, Node, Selector};
 use crate::sync::list::List;
+use crate::sync::spin::{SpinGuard, SpinLock};
 use crate::task::Wakeup;
 
 /// What registering a waiting operation found (see `select.rs`).
@@ -43,7 +44,7 @@ pub(crate) enum Registered<R> {
 
 /// The shared state of one channel.
 pub(crate) struct Chan<T> {
-    state: Mutex<State<T>>,
+    state: SpinLock<State<T>>,
     /// Buffer capacity; `usize::MAX` for an unbounded channel.
     cap: usize,
     bounded: bool,
@@ -69,7 +70,7 @@ struct State<T> {
     rx_gone: bool,
 }
 
-// SAFETY: the lists point to nodes on other threads' stacks, touched only under the mutex
+// SAFETY: the lists point to nodes on other threads' stacks, touched only under the channel lock
 // (list.rs rule 1); nodes carry messages between threads, hence `T: Send`.
 unsafe impl<T: Send> Send for State<T> {}
 
@@ -77,7 +78,7 @@ impl<T> Chan<T> {
     /// A channel with buffer capacity `cap` (`None`: unbounded).
     pub(crate) fn new(cap: Option<usize>) -> Chan<T> {
         Chan {
-            state: Mutex::new(State {
+            state: SpinLock::new(State {
                 buf: VecDeque::with_capacity(cap.unwrap_or(0).min(1024)),
                 senders: List::new(),
                 receivers: List::new(),
@@ -94,8 +95,7 @@ impl<T> Chan<T> {
 
     fn lock(&self) -> Locked<'_, T> {
         Locked {
-            // Our critical sections never panic half-way (no user code runs under the lock).
-            guard: self.state.lock().unwrap_or_else(PoisonError::into_inner),
+            guard: self.state.lock(),
             recv_ready: &self.recv_ready,
         }
     }
@@ -305,7 +305,7 @@ impl<T> Chan<T> {
 
 /// The channel lock; rewrites the receive hint as it unlocks.
 struct Locked<'a, T> {
-    guard: MutexGuard<'a, State<T>>,
+    guard: SpinGuard<'a, State<T>>,
     recv_ready: &'a AtomicBool,
 }
 

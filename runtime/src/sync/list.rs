@@ -7,9 +7,9 @@
 //! # The two rules that make it sound
 //!
 //! 1. **One lock.** A list, and the links of every node in it, are only touched by a thread
-//!    holding the lock of the structure that owns the list (a channel's or a lock's
-//!    `std::sync::Mutex`). That lock orders every access; the `Cell`s below are never touched
-//!    by two threads without it.
+//!    holding the lock of the structure that owns the list (a channel's `SpinLock`, a lock's
+//!    `std::sync::Mutex`). That lock orders every access; the `Cell`s below are never
+//!    touched by two threads without it.
 //! 2. **The owner outlives the link.** A node is linked only while the frame that owns it is
 //!    alive and does not move it. Before that frame ends (normally or by unwinding), the owner
 //!    either unlinks the node under the lock, or observes that a notifier unlinked it (under

@@ -31,6 +31,7 @@ mod once;
 mod rwlock;
 pub(crate) mod sema;
 mod semaphore;
+pub(crate) mod spin;
 pub(crate) mod waiters;
 mod waitgroup;
 
