@@ -140,12 +140,15 @@ fn main() {
     let started = std::time::Instant::now();
     let load_before = load_average();
     if matches!(scenario, "all" | "runtime") {
+        wait_for_quiet_machine(&mut ctx, "runtime");
         runtime_scenarios::run(&mut ctx);
     }
     if matches!(scenario, "all" | "echo") {
+        wait_for_quiet_machine(&mut ctx, "echo");
         net_scenarios::echo(&mut ctx);
     }
     if matches!(scenario, "all" | "http") {
+        wait_for_quiet_machine(&mut ctx, "http");
         net_scenarios::http(&mut ctx);
     }
     if matches!(scenario, "all" | "redis") {
@@ -228,7 +231,27 @@ fn tool_version(cmd: &str, arg: &str) -> String {
         .unwrap_or_else(|| "not installed".into())
 }
 
-/// The whole of docs/benchmarks.md.
+/// Before a section: waits up to a minute for the machine to be quiet (other work under 10 %
+/// of all cores for 3 s in a row) and notes how long that took, or that it did not happen.
+fn wait_for_quiet_machine(ctx: &mut Ctx, section: &str) {
+    const LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+    const WINDOWS: u32 = 3;
+    const MAX_BUSY_PERCENT: f64 = 10.0;
+    eprintln!("{section}: waiting for a quiet machine");
+    let wait = util::wait_for_quiet_machine(LIMIT, WINDOWS, MAX_BUSY_PERCENT);
+    let waited = wait.waited.as_secs_f64();
+    ctx.report.note(if wait.quiet {
+        format!(
+            "{section}: started after {waited:.0} s, once other work on the machine had stayed under {MAX_BUSY_PERCENT:.0} % of the cores for {WINDOWS} s in a row"
+        )
+    } else {
+        format!(
+            "{section}: started after {waited:.0} s without the machine getting quiet (other work at {:.0} % of the cores in the last second): its figures may be disturbed",
+            wait.last_busy_percent
+        )
+    });
+}
+
 /// The 1, 5 and 15 minute load averages: other work on the machine shows in the figures.
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -236,6 +259,7 @@ fn load_average() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
+/// The whole of docs/benchmarks.md.
 fn document(ctx: &Ctx, goals: &str, took: std::time::Duration, load: &str) -> String {
     let (model, cores, kernel) = report::machine();
     let mut doc = String::new();

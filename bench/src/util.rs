@@ -156,6 +156,52 @@ pub fn prepare_child(cmd: &mut Command, cpus: Option<Vec<usize>>) {
     }
 }
 
+/// How long [`wait_for_quiet_machine`] waited, and whether the machine got quiet.
+pub struct QuietWait {
+    pub waited: Duration,
+    pub quiet: bool,
+    /// Busy share of all cores in the last window, in percent.
+    pub last_busy_percent: f64,
+}
+
+/// Waits, at most `limit`, until the rest of the machine is quiet: `windows` consecutive
+/// one-second windows in which all cores together were busy less than `max_busy_percent` of
+/// the time (/proc/stat; the harness itself only sleeps meanwhile). A run started right
+/// after a build or a test suite measured the machine's aftermath, not the code
+/// (docs/performance.md, the goal table's million-coroutine row).
+pub fn wait_for_quiet_machine(limit: Duration, windows: u32, max_busy_percent: f64) -> QuietWait {
+    let started = Instant::now();
+    let cores = cpu_count() as f64;
+    let mut quiet_windows = 0;
+    let mut last_busy_percent = f64::NAN;
+    while started.elapsed() < limit {
+        let (Ok(before), t0) = (machine_busy(), Instant::now()) else {
+            break;
+        };
+        std::thread::sleep(Duration::from_secs(1));
+        let Ok(after) = machine_busy() else { break };
+        let window = t0.elapsed().as_secs_f64();
+        last_busy_percent = 100.0 * (after - before).as_secs_f64() / (window * cores);
+        if last_busy_percent < max_busy_percent {
+            quiet_windows += 1;
+            if quiet_windows >= windows {
+                return QuietWait {
+                    waited: started.elapsed(),
+                    quiet: true,
+                    last_busy_percent,
+                };
+            }
+        } else {
+            quiet_windows = 0;
+        }
+    }
+    QuietWait {
+        waited: started.elapsed(),
+        quiet: false,
+        last_busy_percent,
+    }
+}
+
 /// Number of online CPUs.
 pub fn cpu_count() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
