@@ -84,8 +84,20 @@ fn progress(count: usize) {
 
 /// Waits (bounded) until `counter` reaches `n`.
 fn wait_for(counter: &AtomicUsize, n: usize) -> io::Result<()> {
+    wait_for_unless(counter, n, || None)
+}
+
+/// [`wait_for`], giving up with the error `failed` returns.
+fn wait_for_unless(
+    counter: &AtomicUsize,
+    n: usize,
+    failed: impl Fn() -> Option<io::Error>,
+) -> io::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(120);
     while counter.load(Ordering::Relaxed) < n {
+        if let Some(error) = failed() {
+            return Err(error);
+        }
         if Instant::now() > deadline {
             return Err(io::Error::other(
                 "coroutines did not all start within 120 s",
@@ -198,6 +210,10 @@ fn coronet_park(n: usize, workers: usize) -> io::Result<Vec<f64>> {
     let rt = coronet_rt(workers);
     // Warm up the runtime's threads and allocator.
     rt.block_on(|| coronet::spawn(|| ()).join().unwrap());
+    // The parked coroutines never finish: one that does could not start (no stack at its
+    // first run; coronet takes stacks then, and says why on stderr). The spawning
+    // coroutine below finishes too, before `block_on` returns.
+    let completed_before = rt.stats().completed + 1;
     let before = rss_bytes();
     let started = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
@@ -218,7 +234,15 @@ fn coronet_park(n: usize, workers: usize) -> io::Result<Vec<f64>> {
         }
     })
     .map_err(|e| io::Error::other(format!("spawn failed: {e}")))?;
-    wait_for(&started, n)?;
+    wait_for_unless(&started, n, || {
+        let failed = rt.stats().completed - completed_before;
+        (failed > 0).then(|| {
+            io::Error::other(format!(
+                "{failed} coroutines could not start after about {} had (see the messages above)",
+                started.load(Ordering::Relaxed)
+            ))
+        })
+    })?;
     let spawn_ms = start.elapsed().as_secs_f64() * 1e3;
     let after = rss_bytes();
     // The process exits next (see `run`): dropping the runtime here would first unwind every

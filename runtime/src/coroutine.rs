@@ -172,7 +172,14 @@ impl Builder {
     }
 
     /// Spawns on the calling coroutine's runtime, or the default runtime from a plain thread.
-    /// Fails if no stack can be mapped (out of memory, `vm.max_map_count`).
+    /// Fails if the runtime is shut down, if the stack size is one no stack can have, or if
+    /// no control block can be allocated.
+    ///
+    /// The stack is taken when the coroutine first runs, from the cache of the worker that
+    /// runs it, so a burst of spawns commits no memory for coroutines still queued. If no
+    /// stack can be mapped then (out of memory, `vm.max_map_count`), the coroutine does not
+    /// run: [`JoinHandle::join`] returns an error whose message names the cause, which is
+    /// also printed to stderr.
     #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
@@ -198,8 +205,9 @@ impl Builder {
 /// Spawns a coroutine on the calling coroutine's runtime (the default runtime from a plain
 /// thread) and returns its join handle.
 ///
-/// Panics if the coroutine's stack cannot be allocated; use [`Builder::spawn`] to handle that
-/// error.
+/// Panics if the runtime is shut down; use [`Builder::spawn`] to handle that error. A
+/// coroutine whose stack cannot be mapped when it first runs ends unrun, with an error for
+/// its joiner (see [`Builder::spawn`]).
 ///
 /// ```
 /// let handles: Vec<_> = (0..10).map(|i| coronet_runtime::spawn(move || i * 2)).collect();

@@ -66,6 +66,7 @@ mod sys;
 mod task;
 mod task_ref;
 mod timer;
+mod unstarted;
 mod worker;
 
 pub use blocking::blocking;

@@ -25,9 +25,10 @@ use crate::idle::Idle;
 use crate::io::IoRegistry;
 use crate::stack;
 use crate::stats::Stats;
-use crate::task::{Coro, Resume, Suspend, Task};
+use crate::task::{CoroState, Resume, Suspend, Task};
 use crate::task_ref::TaskRef;
 use crate::timer::{TimerAction, TimerKey, Timers};
+use crate::unstarted::{CoroutineBody, Unstarted};
 use crate::worker::{bump, worker_main, WorkerSlot};
 
 /// How many spare worker slots the monitor may start beyond the configured workers.
@@ -282,16 +283,10 @@ impl Shared {
         if self.is_shutdown() {
             return Err(io::Error::other("coronet: the runtime is shut down"));
         }
-        let size = stack_size
-            .unwrap_or(self.config.stack_size)
-            .max(stack::MIN_STACK_SIZE);
+        // A size no stack can have is the spawner's error, found now, not at the first run.
+        let size = stack::class_size(stack_size.unwrap_or(self.config.stack_size))?;
         let worker = context::worker().filter(|w| Arc::ptr_eq(&w.shared, self));
-        let stack = match worker {
-            Some(worker) => worker.stacks.borrow_mut().allocate(size)?,
-            None => stack::allocate(size)?,
-        };
         let id = NEXT_TASK_ID.fetch_add(1, Ordering::Relaxed);
-        stack::set_owner_name(&stack, id, name.as_deref());
         let [task, own, joined] = TaskRef::new(Task::new(
             self.clone(),
             id,
@@ -306,9 +301,10 @@ impl Shared {
             },
             own,
         };
-        let coro = Coro::with_stack(stack, move |yielder, _first: Resume| body.run(yielder));
+        // The stack comes at the first run, from the cache of the worker that runs it
+        // (unstarted.rs says why).
         // SAFETY: the task is not queued or shared with any other thread yet.
-        unsafe { task.set_coro(coro) };
+        unsafe { task.set_unstarted(Unstarted::new(body, size)) };
         let handle = JoinHandle::new(joined);
         match worker {
             Some(worker) => {
@@ -427,7 +423,11 @@ struct TaskBody<F, T> {
 // `Sync`.
 unsafe impl<F: Send, T: Send> Send for TaskBody<F, T> {}
 
-impl<F: FnOnce() -> T, T> TaskBody<F, T> {
+impl<F, T> CoroutineBody for TaskBody<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
     fn run(self, yielder: &corosensei::Yielder<Resume, Suspend>) {
         // `own` first, so that it drops last: `unreported` reports through the task as it
         // drops (on the unwinding path).
@@ -451,6 +451,36 @@ impl<F: FnOnce() -> T, T> TaskBody<F, T> {
         // SAFETY: the body completes once (`unreported` is disarmed), with the `T` its
         // `JoinHandle` was made for.
         unsafe { task.join.complete::<T>(result) };
+    }
+
+    /// On the worker that could not give the coroutine a stack: the coroutine ends without
+    /// running, and its joiner gets the error, as it would get a panic's message; the error
+    /// is printed too, as a panic's message would be.
+    fn fail(self, error: io::Error) {
+        let TaskBody { f, unreported, own } = self;
+        let task: &Task = &own;
+        let cause = error.to_string();
+        let cause = cause.strip_prefix("coronet: ").unwrap_or(&cause);
+        let message = format!(
+            "coronet: coroutine {}{} could not start: {cause}",
+            task.id,
+            task.name
+                .as_deref()
+                .map(|name| format!(" '{name}'"))
+                .unwrap_or_default()
+        );
+        eprintln!("{message}");
+        // The closure's captures are dropped here, on the worker thread: a destructor
+        // that panics must not unwind into the run loop.
+        drop_without_unwinding(|| drop(f));
+        task.finished.store(true, Ordering::Release);
+        if let Some(worker) = context::worker() {
+            bump(&worker.slot().counters.completed);
+        }
+        std::mem::forget(unreported);
+        // SAFETY: the body never ran and `unreported` is disarmed: this is the one
+        // completion, with the `T` its `JoinHandle` was made for.
+        unsafe { task.join.complete::<T>(Err(Box::new(message))) };
     }
 }
 
@@ -760,10 +790,15 @@ impl Runtime {
             task.unwinding.store(true, Ordering::Release);
             Task::release_park(&task);
             // SAFETY: every worker thread has stopped, so nothing else holds the run right.
-            let coro = unsafe { task.coro_mut() }.take();
-            if let Some(mut coro) = coro {
-                coro.0.force_unwind();
-                stack::release(coro.0.into_stack());
+            let coro = std::mem::replace(unsafe { task.coro_mut() }, CoroState::Finished);
+            match coro {
+                CoroState::Started(mut coro) => {
+                    coro.0.force_unwind();
+                    stack::release(coro.0.into_stack());
+                }
+                // Dropped unrun: its `Unreported` tells a joiner that the runtime shut down.
+                unstarted @ CoroState::Unstarted(_) => drop(unstarted),
+                CoroState::Finished => {}
             }
         }
         let actions = self

@@ -80,6 +80,7 @@ use crate::runtime::Shared;
 use crate::stack::PooledStack;
 use crate::task_ref::TaskRef;
 use crate::timer::TimerAction;
+use crate::unstarted::Unstarted;
 
 const RUNNING: u64 = 0;
 const PARKING: u64 = 1;
@@ -136,15 +137,27 @@ pub(crate) struct SendCoro(pub(crate) Coro);
 // over ownership with acquire/release), or the runtime's shutdown after all workers stopped.
 unsafe impl Send for SendCoro {}
 
+/// Where a task's coroutine is in its life.
+pub(crate) enum CoroState {
+    /// Spawned and not yet run: the body, without a stack (`unstarted.rs`).
+    Unstarted(Unstarted),
+    /// Run at least once: the coroutine on its stack.
+    Started(SendCoro),
+    /// Returned (its stack released), unwound at shutdown, or never started because no
+    /// stack could be had.
+    Finished,
+}
+
 /// The control block of one coroutine. Shared (through [`TaskRef`]s: a pool cell with a
 /// reference count) by the run queues, wakers, its [`crate::Coroutine`] handles and its own
 /// coroutine body, which keeps it alive until it returns.
 pub(crate) struct Task {
     /// Epoch and park state, see the module table.
     state: AtomicU64,
-    /// The coroutine itself; `None` once finished. Accessed only by the thread that holds the
-    /// run right (a worker that dequeued the task) or by shutdown after the workers stopped.
-    coro: UnsafeCell<Option<SendCoro>>,
+    /// The coroutine itself: its body until the first run, then the running coroutine.
+    /// Accessed only by the thread that holds the run right (a worker that dequeued the
+    /// task) or by shutdown after the workers stopped.
+    coro: UnsafeCell<CoroState>,
     /// The yielder on the coroutine's own stack, set when the body starts; only read by code
     /// running on this coroutine.
     yielder: Cell<*const Yielder<Resume, Suspend>>,
@@ -190,7 +203,7 @@ impl Task {
     ) -> Task {
         Task {
             state: AtomicU64::new(pack(0, RUNNING)),
-            coro: UnsafeCell::new(None),
+            coro: UnsafeCell::new(CoroState::Finished),
             yielder: Cell::new(std::ptr::null()),
             shared,
             id,
@@ -207,13 +220,13 @@ impl Task {
         }
     }
 
-    /// Installs the coroutine before the task is first scheduled.
+    /// Installs the body before the task is first scheduled.
     ///
     /// # Safety
     /// The caller must hold the run right (the task is not yet queued anywhere).
-    pub(crate) unsafe fn set_coro(&self, coro: Coro) {
+    pub(crate) unsafe fn set_unstarted(&self, body: Unstarted) {
         // SAFETY: exclusive access is the caller's promise.
-        unsafe { *self.coro.get() = Some(SendCoro(coro)) };
+        unsafe { *self.coro.get() = CoroState::Unstarted(body) };
     }
 
     /// The coroutine, for the worker that runs it.
@@ -222,7 +235,7 @@ impl Task {
     /// The caller must hold the run right, and must not keep the reference past the time it
     /// hands the task to a queue or a waker.
     #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn coro_mut(&self) -> &mut Option<SendCoro> {
+    pub(crate) unsafe fn coro_mut(&self) -> &mut CoroState {
         // SAFETY: exclusive access is the caller's promise.
         unsafe { &mut *self.coro.get() }
     }
@@ -303,7 +316,7 @@ impl Task {
         // SAFETY: moving PARKED -> CAPTURING gave us the run right: no waker can schedule the
         // task until we give it back below, and no worker holds it (it is parked).
         let coro = unsafe { this.coro_mut() };
-        if let Some(coro) = coro {
+        if let CoroState::Started(coro) = coro {
             // The coroutine answers inside `suspend` and suspends again with `Park`.
             let _ = coro.0.resume(Resume::Capture(&mut slot));
         }

@@ -11,7 +11,7 @@
 //! # The pool
 //!
 //! * **Chunks**: 16 KiB, each next one twice as large up to 1 MiB, from the global allocator,
-//!   never freed. A peak of N live coroutines keeps N cells (168 bytes each) for reuse, as Go
+//!   never freed. A peak of N live coroutines keeps N cells (200 bytes each) for reuse, as Go
 //!   keeps every `g` it ever made.
 //! * **Per thread** (any thread that spawns or drops a reference, not only workers), two
 //!   *magazines* of up to [`BATCH`] free cells, and a *range* of never-used cells carved for

@@ -36,7 +36,7 @@ use crate::poll::{self, PollBuffers, PollWait};
 use crate::runtime::Shared;
 use crate::stack::{self, LocalCache};
 use crate::sys::CpuClock;
-use crate::task::{Resume, Suspend, Task};
+use crate::task::{CoroState, Resume, SendCoro, Suspend, Task};
 use crate::task_ref::TaskRef;
 
 /// How many times in a row `runnext` may win over the local deque.
@@ -349,10 +349,14 @@ impl WorkerContext {
             slot.running.store(task.id, Ordering::Release);
             // SAFETY: this worker dequeued the task, so it holds the run right until it
             // hands the task on below; nothing else touches the coroutine meanwhile.
-            let coro = unsafe { task.coro_mut() };
-            let result = match coro {
-                Some(coro) => coro.0.resume(Resume::Run),
-                None => abort_finished(task.id),
+            let result = match unsafe { task.coro_mut() } {
+                CoroState::Started(coro) => coro.0.resume(Resume::Run),
+                state @ CoroState::Unstarted(_) => match self.start(state, &task) {
+                    Some(coro) => coro.0.resume(Resume::Run),
+                    // No stack: the coroutine ended unrun, its joiner has the error.
+                    None => CoroutineResult::Return(()),
+                },
+                CoroState::Finished => abort_finished(task.id),
             };
             slot.running.store(0, Ordering::Release);
             self.current.set(std::ptr::null());
@@ -385,11 +389,35 @@ impl WorkerContext {
         }
     }
 
+    /// A coroutine's first run: gives its body a stack from this worker's cache (a stack
+    /// that the last coroutine to finish here left warm) and builds the coroutine on it. If
+    /// no stack can be had, the body fails (`CoroutineBody::fail`) and `None` is returned.
+    #[inline(never)]
+    fn start<'a>(&self, state: &'a mut CoroState, task: &Task) -> Option<&'a mut SendCoro> {
+        let CoroState::Unstarted(body) = std::mem::replace(state, CoroState::Finished) else {
+            unreachable!("start of a coroutine that has started");
+        };
+        let stack = match self.stacks.borrow_mut().allocate(body.stack_size()) {
+            Ok(stack) => stack,
+            Err(error) => {
+                body.fail(error);
+                return None;
+            }
+        };
+        stack::set_owner_name(&stack, task.id, task.name.as_deref());
+        *state = CoroState::Started(SendCoro(body.start(stack)));
+        match state {
+            CoroState::Started(coro) => Some(coro),
+            _ => unreachable!("a coroutine was just stored"),
+        }
+    }
+
     #[inline(never)]
     fn finish(&self, task: TaskRef) {
-        // SAFETY: the coroutine returned on this worker, which still holds the run right.
-        let coro = unsafe { task.coro_mut() }.take();
-        if let Some(coro) = coro {
+        // SAFETY: the coroutine returned (or failed to start) on this worker, which still
+        // holds the run right.
+        let coro = std::mem::replace(unsafe { task.coro_mut() }, CoroState::Finished);
+        if let CoroState::Started(coro) = coro {
             self.stacks.borrow_mut().release(coro.0.into_stack());
         }
     }

@@ -193,3 +193,55 @@ fn joiners_of_coroutines_that_never_ran_get_an_error_at_shutdown() {
         assert_eq!(result, Ok(true), "a joiner got no error, or none in time");
     }
 }
+
+#[test]
+fn captures_of_coroutines_that_never_ran_are_dropped_at_shutdown() {
+    // As above, with captures to count: small ones (kept in the control block until the
+    // first run) and large ones (boxed), none of which may run.
+    let holder = Arc::new(std::sync::Mutex::new(Some(
+        Builder::new().workers(1).build().unwrap(),
+    )));
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let ran = Arc::new(AtomicUsize::new(0));
+    let (handles_tx, handles_rx) = mpsc::channel();
+    let spawner = {
+        let (holder, dropped, ran) = (holder.clone(), dropped.clone(), ran.clone());
+        move || {
+            for i in 0..20 {
+                let guard = CountOnDrop(dropped.clone());
+                let ran = ran.clone();
+                let handle = if i % 2 == 0 {
+                    coronet_runtime::spawn(move || {
+                        let _guard = guard;
+                        ran.fetch_add(1, Ordering::SeqCst);
+                    })
+                } else {
+                    let ballast = [i as u64; 64];
+                    coronet_runtime::spawn(move || {
+                        let _guard = guard;
+                        ran.fetch_add(std::hint::black_box(ballast)[0] as usize, Ordering::SeqCst);
+                    })
+                };
+                handles_tx.send(handle).unwrap();
+            }
+            drop(holder.lock().unwrap().take());
+        }
+    };
+    holder.lock().unwrap().as_ref().unwrap().spawn(spawner);
+    let (results_tx, results_rx) = mpsc::channel();
+    for handle in handles_rx.iter().take(20) {
+        let results_tx = results_tx.clone();
+        std::thread::spawn(move || results_tx.send(is_shutdown_error(handle.join())).unwrap());
+    }
+    // A body's captures drop before it reports to its joiner.
+    for _ in 0..20 {
+        let result = results_rx.recv_timeout(Duration::from_secs(60));
+        assert_eq!(result, Ok(true), "a joiner got no error, or none in time");
+    }
+    assert_eq!(ran.load(Ordering::SeqCst), 0, "a queued coroutine ran");
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        20,
+        "captures were not dropped"
+    );
+}

@@ -377,3 +377,63 @@ fn join_handles_are_send_and_sync() {
         .unwrap();
     assert_eq!(value, 7);
 }
+
+#[test]
+fn a_closure_too_large_for_the_control_block_runs_and_drops_its_captures() {
+    // 64 words of captures: more than the control block keeps inline, so the body is boxed
+    // until the first run.
+    let words: [u64; 64] = std::array::from_fn(|i| i as u64);
+    let witness = Arc::new(());
+    let held = witness.clone();
+    let sum = spawn(move || {
+        let _held = held;
+        words.iter().sum::<u64>()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(sum, 63 * 64 / 2);
+    assert_eq!(
+        Arc::strong_count(&witness),
+        1,
+        "the captures were not dropped"
+    );
+}
+
+#[test]
+fn a_stack_size_no_stack_can_have_is_the_spawners_error() {
+    let error = coroutine::Builder::new()
+        .stack_size(usize::MAX)
+        .spawn(|| ())
+        .expect_err("a stack of usize::MAX bytes cannot exist");
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+}
+
+#[test]
+fn a_stack_that_cannot_be_mapped_fails_the_coroutine_not_the_spawner_or_the_worker() {
+    // A valid size that no address space has room for: the stack is taken at the first run,
+    // so the spawn succeeds and the coroutine ends unrun, its join reporting why.
+    let witness = Arc::new(());
+    let held = witness.clone();
+    let handle = coroutine::Builder::new()
+        .name("too-big".into())
+        .stack_size(usize::MAX / 2)
+        .spawn(move || {
+            let _held = held;
+            unreachable!("a coroutine without a stack ran")
+        })
+        .expect("spawn takes no stack");
+    let payload = handle.join().expect_err("the coroutine cannot have run");
+    let message = payload
+        .downcast_ref::<String>()
+        .expect("the error is a message");
+    assert!(message.contains("could not start"), "{message}");
+    assert!(message.contains("'too-big'"), "{message}");
+    assert_eq!(
+        Arc::strong_count(&witness),
+        1,
+        "the captures were not dropped"
+    );
+    // The worker that failed to start it goes on serving.
+    let ok: Vec<_> = (0..100).map(|i| spawn(move || i)).collect();
+    assert_eq!(ok.into_iter().map(|h| h.join().unwrap()).sum::<i32>(), 4950);
+}

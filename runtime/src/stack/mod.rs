@@ -91,7 +91,11 @@ use corosensei::stack::{Stack, StackPointer};
 
 pub(crate) use local::LocalCache;
 pub(crate) use overflow::{ensure_altstack, install_overflow_handler, set_owner_name};
-pub(crate) use pool::{allocate, release, trim};
+// Coroutines take their stacks from a worker's `LocalCache`; the pool's own `allocate`
+// is for the tests here.
+#[cfg(test)]
+use pool::allocate;
+pub(crate) use pool::{release, trim};
 
 /// The system page size.
 pub(crate) fn page_size() -> usize {
@@ -348,7 +352,7 @@ unsafe impl Stack for PooledStack {
 }
 
 /// Rounds a requested size up to the class size: a page multiple, at least [`MIN_STACK_SIZE`].
-fn class_size(size: usize) -> io::Result<usize> {
+pub(crate) fn class_size(size: usize) -> io::Result<usize> {
     let page = sys::page_size();
     size.max(MIN_STACK_SIZE)
         .checked_add(page - 1)
