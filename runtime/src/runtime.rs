@@ -715,8 +715,10 @@ impl Runtime {
         &self.shared
     }
 
-    /// Spawns a coroutine on this runtime. Panics if the stack cannot be allocated (use
-    /// [`crate::coroutine::Builder::spawn_on`] to get the error).
+    /// Spawns a coroutine on this runtime. Panics if the runtime is shut down (use
+    /// [`crate::coroutine::Builder::spawn_on`] to get the error); a coroutine whose stack
+    /// cannot be mapped at its first run ends unrun, with an error for its joiner (see
+    /// [`crate::coroutine::Builder::spawn`]).
     #[track_caller]
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where

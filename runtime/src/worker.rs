@@ -400,6 +400,9 @@ impl WorkerContext {
         let stack = match self.stacks.borrow_mut().allocate(body.stack_size()) {
             Ok(stack) => stack,
             Err(error) => {
+                // The body's captures are dropped on this worker's own stack, not on a
+                // coroutine: code they run must not take this task for the running one.
+                self.current.set(std::ptr::null());
                 body.fail(error);
                 return None;
             }
