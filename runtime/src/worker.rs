@@ -397,7 +397,9 @@ impl WorkerContext {
         let CoroState::Unstarted(body) = std::mem::replace(state, CoroState::Finished) else {
             unreachable!("start of a coroutine that has started");
         };
-        let stack = match self.stacks.borrow_mut().allocate(body.stack_size()) {
+        // The cache's borrow ends here, before a failed body runs its captures' destructors.
+        let allocated = self.stacks.borrow_mut().allocate(body.stack_size());
+        let stack = match allocated {
             Ok(stack) => stack,
             Err(error) => {
                 // The body's captures are dropped on this worker's own stack, not on a
