@@ -11,8 +11,8 @@
 //! 2. Each worker thread calls [`ensure_altstack`], so the handler has a stack to run on when
 //!    the faulting one is exhausted (Unix: an alternate signal stack; Windows: nothing to do,
 //!    the kernel leaves the stack's guarantee for the handler).
-//! 3. At spawn, [`set_owner_name`] records the coroutine's id and name in the slot's [`Owner`]
-//!    (atomics only: the handler reads them without locks).
+//! 3. At the coroutine's first run, [`set_owner_name`] records the coroutine's id and name in
+//!    the slot's [`Owner`] (atomics only: the handler reads them without locks).
 //! 4. On a fault, the handler looks the address up in the append-only chunk list
 //!    ([`super::find_guard`]). A guard hit: [`report_overflow`] writes
 //!    `coroutine '<name>' (id N) has overflowed its stack (stack size S bytes)`, mirroring
@@ -38,8 +38,8 @@ const NAME_WORDS: usize = NAME_BYTES / 8;
 
 /// The owner of one stack slot, readable from the signal handler.
 ///
-/// Written by [`set_owner_name`] while the stack is not running (at spawn), read by the handler
-/// when it overflows. Fields are atomics so a concurrent read is never UB; a name torn by a
+/// Written by [`set_owner_name`] while the stack is not running (at the coroutine's first
+/// run, before its first resume), read by the handler when it overflows. Fields are atomics so a concurrent read is never UB; a name torn by a
 /// racing rewrite of the slot would only garble the message.
 pub(super) struct Owner {
     /// The coroutine id. Stored last with Release; the handler's Acquire load pairs with it.
