@@ -442,15 +442,8 @@ where
             // reports it as it drops (the unwind's own payload is corosensei's).
             return;
         }
-        // Account for the task before its joiner can observe the result, so that stats read
-        // after `join` are exact. The worker still holds the task until the body returns.
-        task.finished.store(true, Ordering::Release);
-        let worker = context::worker().expect("coronet: a coroutine body runs on a worker");
-        bump(&worker.slot().counters.completed);
-        std::mem::forget(unreported);
-        // SAFETY: the body completes once (`unreported` is disarmed), with the `T` its
-        // `JoinHandle` was made for.
-        unsafe { task.join.complete::<T>(result) };
+        // The worker still holds the task until the body returns.
+        unreported.report(result);
     }
 
     /// On the worker that could not give the coroutine a stack: the coroutine ends without
@@ -473,14 +466,7 @@ where
         // The closure's captures are dropped here, on the worker thread: a destructor
         // that panics must not unwind into the run loop.
         drop_without_unwinding(|| drop(f));
-        task.finished.store(true, Ordering::Release);
-        if let Some(worker) = context::worker() {
-            bump(&worker.slot().counters.completed);
-        }
-        std::mem::forget(unreported);
-        // SAFETY: the body never ran and `unreported` is disarmed: this is the one
-        // completion, with the `T` its `JoinHandle` was made for.
-        unsafe { task.join.complete::<T>(Err(Box::new(message))) };
+        unreported.report(Err(Box::new(message)));
     }
 }
 
@@ -501,6 +487,24 @@ pub(crate) fn drop_without_unwinding(f: impl FnOnce()) {
 struct Unreported<T> {
     task: *const Task,
     result: PhantomData<fn() -> T>,
+}
+
+impl<T> Unreported<T> {
+    /// The body's one completion, on its worker: accounts for the task before its joiner can
+    /// observe `result` (so that stats read after `join` are exact), then disarms the report
+    /// of the drop and publishes `result`.
+    fn report(self, result: thread::Result<T>) {
+        // SAFETY: the task outlives its coroutine's body, which owns this (see `TaskBody`).
+        let task = unsafe { &*self.task };
+        task.finished.store(true, Ordering::Release);
+        if let Some(worker) = context::worker() {
+            bump(&worker.slot().counters.completed);
+        }
+        std::mem::forget(self);
+        // SAFETY: `self` is disarmed, so this is the body's one completion, with the `T` its
+        // `JoinHandle` was made for.
+        unsafe { task.join.complete::<T>(result) };
+    }
 }
 
 impl<T> Drop for Unreported<T> {

@@ -2,7 +2,8 @@
 //!
 //! One lock protects the buffer and the two wait lists: a [`SpinLock`], held only for a
 //! bounded amount of the runtime's own work (never across a park, never running a message's
-//! destructor or other user code; see `sync/spin.rs` for why that makes spinning sound). The invariants between them, as in Go:
+//! destructor or other user code; see `sync/spin.rs` for why that makes spinning sound).
+//! The invariants between them, as in Go:
 //!
 //! * receivers wait only while the buffer is empty and no sender waits;
 //! * senders wait only while the buffer is full (always, for capacity 0) and no receiver
@@ -70,8 +71,8 @@ struct State<T> {
     rx_gone: bool,
 }
 
-// SAFETY: the lists point to nodes on other threads' stacks, touched only under the channel lock
-// (list.rs rule 1); nodes carry messages between threads, hence `T: Send`.
+// SAFETY: the lists point to nodes on other threads' stacks, touched only under the channel
+// lock (list.rs rule 1); nodes carry messages between threads, hence `T: Send`.
 unsafe impl<T: Send> Send for State<T> {}
 
 impl<T> Chan<T> {

@@ -39,8 +39,9 @@ const NAME_WORDS: usize = NAME_BYTES / 8;
 /// The owner of one stack slot, readable from the signal handler.
 ///
 /// Written by [`set_owner_name`] while the stack is not running (at the coroutine's first
-/// run, before its first resume), read by the handler when it overflows. Fields are atomics so a concurrent read is never UB; a name torn by a
-/// racing rewrite of the slot would only garble the message.
+/// run, before its first resume), read by the handler when it overflows. Fields are atomics
+/// so a concurrent read is never UB; a name torn by a racing rewrite of the slot would only
+/// garble the message.
 pub(super) struct Owner {
     /// The coroutine id. Stored last with Release; the handler's Acquire load pairs with it.
     id: AtomicU64,
