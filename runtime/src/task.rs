@@ -248,8 +248,11 @@ impl Task {
     ///
     /// Must be called by code running on this task's coroutine.
     ///
-    /// Out of line: a park's waiting function keeps the switch in this small frame (inlined
-    /// into `select::wait`, the stack switch made channel ping-pong 2-3 % slower, measured).
+    /// Out of line, for waits that are not inlined into their callers: inlining the switch
+    /// into such a wait (`select::wait`, a function of its own) made channel ping-pong 2-3 %
+    /// slower (measured), because its frames still return mispredicted after the resume. A
+    /// wait that is inlined all the way into user code switches in place instead
+    /// (`Parking::park_in_caller`).
     #[inline(never)]
     pub(crate) fn suspend(&self, what: Suspend) {
         self.suspend_in_caller(what);
@@ -881,6 +884,21 @@ impl Parking {
     /// Step 3: blocks until a waker of this park fires.
     #[inline]
     pub fn park(self) {
+        self.park_switching::<false>();
+    }
+
+    /// [`Parking::park`] with the stack switch in the caller's frame
+    /// ([`Task::suspend_in_caller`]), for a wait that is itself inlined into user code
+    /// (`chan::select::wait_one`, which says why).
+    #[inline(always)]
+    pub(crate) fn park_in_caller(self) {
+        self.park_switching::<true>();
+    }
+
+    /// Step 3, switching through [`Task::suspend`] or, if `IN_CALLER`,
+    /// [`Task::suspend_in_caller`].
+    #[inline(always)]
+    fn park_switching<const IN_CALLER: bool>(self) {
         match &self.kind {
             ParkingKind::Coroutine { task, .. } => {
                 let task = task.get();
@@ -888,7 +906,11 @@ impl Parking {
                 task.wait.store(self.reason.pack(), Ordering::Relaxed);
                 task.parked_at
                     .store(task.shared.coarse_now_ms(), Ordering::Relaxed);
-                task.suspend(Suspend::Park);
+                if IN_CALLER {
+                    task.suspend_in_caller(Suspend::Park);
+                } else {
+                    task.suspend(Suspend::Park);
+                }
             }
             ParkingKind::Thread(signal) => {
                 while !signal.is_notified() {

@@ -148,3 +148,40 @@ fn messages_left_in_a_dropped_channel_are_dropped_once() {
     }
     assert_eq!(drops.load(Ordering::SeqCst), 3);
 }
+
+/// Coroutines blocked in `recv` and `send` on channels that outlive their runtime are unwound
+/// at its shutdown, and each one's wait leaves its channel's wait list as it unwinds: the
+/// channels afterwards have no waiter (a stale one would be a pointer into a dead stack, and
+/// a `try_send`/`try_recv` would complete against it).
+#[test]
+fn coroutines_blocked_on_a_channel_that_outlives_the_runtime_leave_its_wait_lists() {
+    use coronet_runtime::runtime::{wait_until_parked, WaitKind};
+    const EACH: usize = 8;
+    let (to_receivers, receivers_rx) = chan::bounded::<usize>(0);
+    let (senders_tx, from_senders) = chan::bounded::<usize>(0);
+    let rt = Builder::new().workers(2).build().unwrap();
+    let mut blocked = Vec::new();
+    for i in 0..EACH {
+        let rx = receivers_rx.clone();
+        blocked.push(rt.spawn(move || rx.recv().is_ok()));
+        let tx = senders_tx.clone();
+        blocked.push(rt.spawn(move || tx.send(i).is_ok()));
+    }
+    for handle in &blocked {
+        assert!(wait_until_parked(
+            handle.coroutine(),
+            WaitKind::Channel,
+            std::time::Duration::from_secs(120)
+        ));
+    }
+    drop(rt);
+    assert_eq!(to_receivers.try_send(7), Err(TrySendError::Full(7)));
+    assert_eq!(from_senders.try_recv(), Err(TryRecvError::Empty));
+    // The channels still work, between two threads now.
+    let receiver = std::thread::spawn(move || receivers_rx.recv());
+    to_receivers.send(9).unwrap();
+    assert_eq!(receiver.join().unwrap(), Ok(9));
+    let sender = std::thread::spawn(move || senders_tx.send(10));
+    assert_eq!(from_senders.recv(), Ok(10));
+    sender.join().unwrap().unwrap();
+}

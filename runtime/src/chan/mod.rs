@@ -121,13 +121,16 @@ pub struct Receiver<T> {
 impl<T> Sender<T> {
     /// Sends `message`, waiting while the channel is full (for capacity 0: until a receiver
     /// takes it). Fails, returning the message, if every receiver is gone.
+    // Always inlined, as the wait inside it: a blocking call parks in its caller's frame, and
+    // the coroutine it resumes has no mispredicted return to make (`select::wait_one`).
+    #[inline(always)]
     pub fn send(&self, message: T) -> Result<(), SendError<T>> {
         match self.chan.try_send(message) {
             Ok(()) => Ok(()),
             Err(TrySendError::Disconnected(message)) => Err(SendError(message)),
             Err(TrySendError::Full(message)) => {
                 let op = SendOp::new(self, message);
-                select::wait(&[&op], &[0], None);
+                select::wait_one(&op, None);
                 op.take()
                     .expect("coronet: a send without deadline completes")
             }
@@ -156,7 +159,7 @@ impl<T> Sender<T> {
             }
             Err(TrySendError::Full(message)) => {
                 let op = SendOp::new(self, message);
-                select::wait(&[&op], &[0], Some(deadline));
+                select::wait_one(&op, Some(deadline));
                 match op.take() {
                     Some(Ok(())) => Ok(()),
                     Some(Err(SendError(message))) => Err(SendTimeoutError::Disconnected(message)),
@@ -173,6 +176,9 @@ impl<T> Sender<T> {
 impl<T> Receiver<T> {
     /// Receives a message, waiting while the channel is empty. Fails once the channel is
     /// empty and every sender is gone.
+    // Always inlined, as the wait inside it: a blocking call parks in its caller's frame, and
+    // the coroutine it resumes has no mispredicted return to make (`select::wait_one`).
+    #[inline(always)]
     pub fn recv(&self) -> Result<T, RecvError> {
         // Try first only if the channel's unlocked hint says it could work: a receive that
         // will wait goes straight to its wait, whose first (exclusive) registration takes a
@@ -185,7 +191,7 @@ impl<T> Receiver<T> {
             }
         }
         let op = RecvOp::new(self);
-        select::wait(&[&op], &[0], None);
+        select::wait_one(&op, None);
         op.take()
             .expect("coronet: a receive without deadline completes")
     }
@@ -210,7 +216,7 @@ impl<T> Receiver<T> {
             Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
             Err(TryRecvError::Empty) => {
                 let op = RecvOp::new(self);
-                select::wait(&[&op], &[0], Some(deadline));
+                select::wait_one(&op, Some(deadline));
                 match op.take() {
                     Some(result) => result.map_err(RecvTimeoutError::from),
                     None => Err(RecvTimeoutError::Timeout),
@@ -308,6 +314,8 @@ pub struct Iter<'a, T> {
 impl<T> Iterator for Iter<'_, T> {
     type Item = T;
 
+    // Always inlined, as `recv` (see there).
+    #[inline(always)]
     fn next(&mut self) -> Option<T> {
         self.receiver.recv().ok()
     }
@@ -337,6 +345,8 @@ pub struct IntoIter<T> {
 impl<T> Iterator for IntoIter<T> {
     type Item = T;
 
+    // Always inlined, as `recv` (see there).
+    #[inline(always)]
     fn next(&mut self) -> Option<T> {
         self.receiver.recv().ok()
     }

@@ -1,5 +1,6 @@
-//! Waiting on several channel operations at once: the engine behind `select!` and behind
-//! every blocking `send`/`recv` (a wait with one operation).
+//! Waiting on several channel operations at once: the engine behind `select!` ([`wait`]) and
+//! behind every blocking `send`/`recv` ([`wait_one`], the same protocol for one operation,
+//! inlined into its caller).
 //!
 //! # Protocol (crossbeam's shape, Go's guarantees)
 //!
@@ -171,6 +172,88 @@ pub(crate) fn wait(
         if let Some(i) = try_pass(ops, order) {
             return Some(i);
         }
+    }
+}
+
+/// Steps 2 to 4 for one operation: a blocking `send` or `recv`. The same protocol as
+/// [`wait`] with a single arm, whose exclusive registration is the try pass.
+///
+/// Generic over the operation and always inlined, with the stack switch inlined too
+/// ([`Parking::park_in_caller`]), so that a blocking `recv`/`send`, itself always inlined,
+/// parks in its caller's own frame. The reason is the CPU's return-address predictor, as for
+/// `yield_now` (docs/performance.md, "Returns after a switch"): corosensei resumes a
+/// coroutine with a `call` and switches back with a `ret`, so every frame that is live
+/// across the switch returns mispredicted after the resume, and the next switch's own `ret`
+/// is mispredicted too unless it comes from the frame the resume returned into. With the wait
+/// in the caller's frame a channel round trip has neither (docs/performance.md, "A blocking
+/// channel call parks in its caller's frame": ping-pong 137 -> 95 ns). Helpers that do not
+/// switch (registering, settling, waking) may stay out of line: their calls and returns
+/// pair up.
+#[inline(always)]
+pub(crate) fn wait_one<O: Operation>(op: &O, deadline: Option<Instant>) -> bool {
+    loop {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return op.try_complete();
+        }
+        let parking = Parking::prepare().reason(WaitReason::Channel);
+        let selector = Selector::new(parking.frame_waker());
+        // SAFETY: `linked` below unregisters the operation before `selector` and the borrow
+        // of `op` end, also on unwind; `op` is borrowed (cannot move) for the whole call.
+        match unsafe { op.register(&selector, 0, true) } {
+            Registration::Completed => {
+                parking.cancel();
+                return true;
+            }
+            // Nothing was linked: nobody can complete the wait, so there is nothing to settle.
+            Registration::Ready => parking.cancel(),
+            Registration::Enqueued => {
+                let linked = LinkedOne {
+                    op,
+                    selector: &selector,
+                };
+                match deadline {
+                    Some(deadline) => {
+                        parking.park_until(deadline);
+                    }
+                    None => parking.park_in_caller(),
+                }
+                if linked.settle() {
+                    return true;
+                }
+            }
+        }
+        if op.try_complete() {
+            return true;
+        }
+    }
+}
+
+/// [`wait_one`]'s linked operation; unlinks it when dropped (module step 4), also on unwind.
+struct LinkedOne<'a, O: Operation> {
+    op: &'a O,
+    selector: &'a Selector,
+}
+
+impl<O: Operation> LinkedOne<'_, O> {
+    /// Ends the wait: whether a counterpart completed the operation.
+    fn settle(self) -> bool {
+        let selected = self.unlink();
+        std::mem::forget(self);
+        selected
+    }
+
+    /// Decides the selector (aborting it if nobody won it) and unlinks the node, collecting
+    /// the result if the operation was completed.
+    fn unlink(&self) -> bool {
+        let selected = self.selector.finish().is_some();
+        self.op.unregister(selected);
+        selected
+    }
+}
+
+impl<O: Operation> Drop for LinkedOne<'_, O> {
+    fn drop(&mut self) {
+        self.unlink();
     }
 }
 
