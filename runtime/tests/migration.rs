@@ -34,6 +34,52 @@ fn current_stays_right_across_migrations() {
     assert!(!threads_seen.lock().unwrap().is_empty());
 }
 
+/// The same after blocking channel calls, whose wait and stack switch are inlined into the
+/// caller (`chan::select::wait_one`): a ring of coroutines passes tokens on 4 workers, so a
+/// receiver is often woken, and resumed, by another worker than the one it parked on.
+#[test]
+fn current_stays_right_across_channel_waits() {
+    const RING: usize = 64;
+    const LAPS: usize = 500;
+    let rt = Builder::new().workers(4).build().unwrap();
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..RING)
+        .map(|_| coronet_runtime::chan::bounded::<usize>(1))
+        .unzip();
+    let mut receivers: Vec<_> = receivers.into_iter().map(Some).collect();
+    let handles: Vec<_> = (0..RING)
+        .map(|i| {
+            let rx = receivers[i].take().expect("each receiver once");
+            let next = senders[(i + 1) % RING].clone();
+            // Four coroutines put a token in the ring first and skip their last send, so
+            // every coroutine receives and sends LAPS tokens: the ring never blocks on a
+            // finished coroutine.
+            let starts = i % (RING / 4) == 0;
+            rt.spawn(move || {
+                let me = coronet_runtime::current().id();
+                let mut threads = HashSet::new();
+                if starts {
+                    next.send(0).expect("the ring stays connected");
+                }
+                for lap in 0..LAPS {
+                    let token = rx.recv().expect("the ring stays connected");
+                    assert_eq!(coronet_runtime::current().id(), me);
+                    assert!(coronet_runtime::in_coroutine());
+                    threads.insert(std::thread::current().id());
+                    if !(starts && lap == LAPS - 1) {
+                        next.send(token + 1).expect("the ring stays connected");
+                        assert_eq!(coronet_runtime::current().id(), me);
+                    }
+                }
+                threads.len()
+            })
+        })
+        .collect();
+    drop(senders);
+    for h in handles {
+        assert!(h.join().unwrap() >= 1);
+    }
+}
+
 coronet_runtime::coroutine_local! {
     static VALUE: std::cell::Cell<u64> = std::cell::Cell::new(0);
 }
