@@ -141,11 +141,12 @@ fn coronet_spawn_waitgroup(n: u64, workers: usize) -> f64 {
     warm(n, 1, |n| {
         rt.block_on(move || {
             time(|| {
-                let sum = Arc::new(AtomicU64::new(0));
+                // Go's goroutines capture `&sum`, a pointer without a count: a `'static`
+                // reference here (one leaked word per run), not an `Arc` cloned per spawn.
+                let sum: &'static AtomicU64 = Box::leak(Box::new(AtomicU64::new(0)));
                 let group = coronet::sync::WaitGroup::new();
                 for i in 0..n {
                     let member = group.clone();
-                    let sum = sum.clone();
                     drop(coronet::spawn(move || {
                         sum.fetch_add(i, Ordering::Relaxed);
                         drop(member);
