@@ -186,7 +186,7 @@ pub(crate) fn wait(
 /// across the switch returns mispredicted after the resume, and the next switch's own `ret`
 /// is mispredicted too unless it comes from the frame the resume returned into. With the wait
 /// in the caller's frame a channel round trip has neither (docs/performance.md, "A blocking
-/// channel call parks in its caller's frame": ping-pong 137 -> 95 ns). Helpers that do not
+/// channel call parks in its caller's frame": ping-pong 135 -> 95 ns). Helpers that do not
 /// switch (registering, settling, waking) may stay out of line: their calls and returns
 /// pair up.
 #[inline(always)]
