@@ -110,6 +110,23 @@ fn is_shutdown_error(result: std::thread::Result<()>) -> bool {
     }
 }
 
+/// Joins each of the next `count` handles from `handles` on a thread of its own and asserts
+/// that every join returns the shutdown error (the bound is for a failure only).
+fn assert_joins_get_the_shutdown_error(
+    handles: &mpsc::Receiver<coronet_runtime::JoinHandle<()>>,
+    count: usize,
+) {
+    let (results_tx, results_rx) = mpsc::channel();
+    for handle in handles.iter().take(count) {
+        let results_tx = results_tx.clone();
+        std::thread::spawn(move || results_tx.send(is_shutdown_error(handle.join())).unwrap());
+    }
+    for _ in 0..count {
+        let result = results_rx.recv_timeout(Duration::from_secs(60));
+        assert_eq!(result, Ok(true), "a joiner got no error, or none in time");
+    }
+}
+
 #[test]
 fn joiners_outside_the_runtime_get_an_error_when_it_shuts_down() {
     let rt = Builder::new().workers(1).build().unwrap();
@@ -183,15 +200,7 @@ fn joiners_of_coroutines_that_never_ran_get_an_error_at_shutdown() {
         }
     };
     holder.lock().unwrap().as_ref().unwrap().spawn(spawner);
-    let (results_tx, results_rx) = mpsc::channel();
-    for handle in handles_rx.iter().take(10) {
-        let results_tx = results_tx.clone();
-        std::thread::spawn(move || results_tx.send(is_shutdown_error(handle.join())).unwrap());
-    }
-    for _ in 0..10 {
-        let result = results_rx.recv_timeout(Duration::from_secs(60));
-        assert_eq!(result, Ok(true), "a joiner got no error, or none in time");
-    }
+    assert_joins_get_the_shutdown_error(&handles_rx, 10);
 }
 
 #[test]
@@ -228,16 +237,8 @@ fn captures_of_coroutines_that_never_ran_are_dropped_at_shutdown() {
         }
     };
     holder.lock().unwrap().as_ref().unwrap().spawn(spawner);
-    let (results_tx, results_rx) = mpsc::channel();
-    for handle in handles_rx.iter().take(20) {
-        let results_tx = results_tx.clone();
-        std::thread::spawn(move || results_tx.send(is_shutdown_error(handle.join())).unwrap());
-    }
     // A body's captures drop before it reports to its joiner.
-    for _ in 0..20 {
-        let result = results_rx.recv_timeout(Duration::from_secs(60));
-        assert_eq!(result, Ok(true), "a joiner got no error, or none in time");
-    }
+    assert_joins_get_the_shutdown_error(&handles_rx, 20);
     assert_eq!(ran.load(Ordering::SeqCst), 0, "a queued coroutine ran");
     assert_eq!(
         dropped.load(Ordering::SeqCst),
