@@ -16,7 +16,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use crate::util::{foreign_share, machine_busy, process_cpu, quantile};
+use crate::util::{foreign_share, machine_busy, process_cpu, process_times, quantile, CpuTimes};
 
 /// Bounds that hold whatever the server does.
 const WARMUP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -40,7 +40,11 @@ pub struct EchoResult {
     pub elapsed: Duration,
     pub p50: Duration,
     pub p99: Duration,
+    /// The server's CPU time over the window (user + system).
     pub server_cpu: Duration,
+    /// The part of `server_cpu` spent in the kernel (system time): on loopback nearly all of
+    /// it is TCP work that every server does alike (see docs/performance.md).
+    pub server_system: Duration,
     /// Percent of the machine used by processes other than the server and the harness.
     pub foreign: f64,
 }
@@ -53,6 +57,11 @@ impl EchoResult {
     /// Server CPU time per round trip, in microseconds.
     pub fn cpu_us_per_op(&self) -> f64 {
         self.server_cpu.as_secs_f64() * 1e6 / self.round_trips.max(1) as f64
+    }
+
+    /// Server system (kernel) time per round trip, in microseconds.
+    pub fn system_us_per_op(&self) -> f64 {
+        self.server_system.as_secs_f64() * 1e6 / self.round_trips.max(1) as f64
     }
 }
 
@@ -189,13 +198,12 @@ pub fn run(load: &EchoLoad) -> io::Result<EchoResult> {
     let mut latencies: Vec<u64> = Vec::with_capacity(1 << 20);
     // None during the warm-up; then the window's start, end and the CPU readings at start
     // (server, machine, this process).
-    let mut window: Option<(Instant, Instant, [Duration; 3])> = None;
-    let readings = || -> io::Result<[Duration; 3]> {
-        Ok([
-            process_cpu(load.server_pid)?,
-            machine_busy()?,
-            process_cpu(std::process::id())?,
-        ])
+    let mut window: Option<(Instant, Instant, CpuTimes, [Duration; 2])> = None;
+    let readings = || -> io::Result<(CpuTimes, [Duration; 2])> {
+        Ok((
+            process_times(load.server_pid)?,
+            [machine_busy()?, process_cpu(std::process::id())?],
+        ))
     };
     let mut total: u64 = 0;
     loop {
@@ -203,7 +211,8 @@ pub fn run(load: &EchoLoad) -> io::Result<EchoResult> {
         match window {
             None => {
                 if unanswered == 0 && now >= start + load.warmup {
-                    window = Some((now, now + load.duration, readings()?));
+                    let (server, [machine, this]) = readings()?;
+                    window = Some((now, now + load.duration, server, [machine, this]));
                 } else if now >= start + WARMUP_TIMEOUT {
                     return Err(io::Error::other(format!(
                         "warm-up timed out: {unanswered} of {} connections never answered",
@@ -211,7 +220,7 @@ pub fn run(load: &EchoLoad) -> io::Result<EchoResult> {
                     )));
                 }
             }
-            Some((_, end, _)) if now >= end => break,
+            Some((_, end, _, _)) if now >= end => break,
             Some(_) if total >= MAX_ROUND_TRIPS => break,
             Some(_) => {}
         }
@@ -238,10 +247,11 @@ pub fn run(load: &EchoLoad) -> io::Result<EchoResult> {
             }
         }
     }
-    let (t0, _, [server0, machine0, self0]) = window.expect("the loop leaves only after a window");
+    let (t0, _, server0, [machine0, self0]) = window.expect("the loop leaves only after a window");
     let elapsed = t0.elapsed();
-    let [server1, machine1, self1] = readings()?;
-    let server_cpu = server1.saturating_sub(server0);
+    let (server1, [machine1, self1]) = readings()?;
+    let server = server1.since(server0);
+    let server_cpu = server.total();
     let ours = server_cpu + self1.saturating_sub(self0);
     latencies.sort_unstable();
     Ok(EchoResult {
@@ -250,6 +260,7 @@ pub fn run(load: &EchoLoad) -> io::Result<EchoResult> {
         p50: Duration::from_nanos(quantile(&latencies, 0.50)),
         p99: Duration::from_nanos(quantile(&latencies, 0.99)),
         server_cpu,
+        server_system: server.system,
         foreign: foreign_share(machine1.saturating_sub(machine0), ours, elapsed),
     })
 }

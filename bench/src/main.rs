@@ -81,11 +81,12 @@ fn run_loadgen(args: &[String]) {
     });
     match loadgen::run(&load) {
         Ok(r) => println!(
-            "{:.0} round trips/s, p50 {:?}, p99 {:?}, server CPU {:.2} us per round trip",
+            "{:.0} round trips/s, p50 {:?}, p99 {:?}, server CPU {:.2} us per round trip ({:.2} us in the kernel)",
             r.per_sec(),
             r.p50,
             r.p99,
-            r.cpu_us_per_op()
+            r.cpu_us_per_op(),
+            r.system_us_per_op()
         ),
         Err(e) => {
             eprintln!("loadgen: {e}");
@@ -154,7 +155,12 @@ fn main() {
     if matches!(scenario, "all" | "redis") {
         redis_scenario::run(&mut ctx);
     }
-    let goals = report::goals(&ctx.report);
+    let mut goals = report::goals(&ctx.report);
+    let bounds = report::throughput_bounds(&ctx.report);
+    if !bounds.is_empty() {
+        goals.push('\n');
+        goals.push_str(&bounds);
+    }
     println!("## Goals\n\n{goals}");
     let out = out.or_else(|| {
         (scenario == "all").then(|| {

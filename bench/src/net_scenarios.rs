@@ -19,7 +19,7 @@ use crate::loadgen::{self, EchoLoad};
 use crate::report::{peer_table, Report};
 use crate::util::{
     children_cpu, cpu_count, foreign_share, free_addr, machine_busy, pin_current_thread,
-    prepare_child, process_cpu, wait_listening,
+    prepare_child, process_cpu, process_times, wait_listening, CpuTimes,
 };
 use crate::Ctx;
 
@@ -59,7 +59,7 @@ impl Layout {
 }
 
 /// The figures of every network measurement, in the order of the samples.
-const METRICS: [&str; 5] = ["rps", "p50", "p99", "cpu", "other"];
+const METRICS: [&str; 6] = ["rps", "p50", "p99", "cpu", "sys", "other"];
 
 /// `coronet-pt` is coronet with the dedicated poll thread (`CORONET_POLL_THREAD=1`) instead
 /// of idle workers polling: both sides of that design choice in the same run.
@@ -193,7 +193,7 @@ pub fn echo(ctx: &mut Ctx) {
         .filter(|p| ctx.opts.wants(p))
         .collect();
     let mut text = format!(
-        "## TCP echo ping-pong\n\nEach connection sends a message, waits for the whole echo (every byte checked) and sends the next. Median (min–max) of {} runs of {:.0} s per peer, after a warm-up in which every connection completes a round trip. Throughput: higher is better; latency and server CPU per round trip: lower is better. Server CPU is user+system time from /proc/PID/stat over the window, divided by the round trips. \"Other processes' CPU\" is the machine's busy time (/proc/stat) minus the server's and the harness's over the window, in percent of all cores: where it is high, other work disturbed that figure (it also counts kernel threads such as ksoftirqd doing loopback work for the benchmark, so a few percent is normal).\n",
+        "## TCP echo ping-pong\n\nEach connection sends a message, waits for the whole echo (every byte checked) and sends the next. Median (min–max) of {} runs of {:.0} s per peer, after a warm-up in which every connection completes a round trip. Throughput: higher is better; latency and server CPU per round trip: lower is better. Server CPU is user+system time from /proc/PID/stat over the window, divided by the round trips; \"of which in the kernel\" is its system time alone. \"Other processes' CPU\" is the machine's busy time (/proc/stat) minus the server's and the harness's over the window, in percent of all cores: where it is high, other work disturbed that figure (it also counts kernel threads such as ksoftirqd doing loopback work for the benchmark, so a few percent is normal).\n",
         ctx.opts.reps, ctx.opts.secs
     );
     for layout in [Layout::Shared, Layout::Split] {
@@ -201,7 +201,7 @@ pub fn echo(ctx: &mut Ctx) {
         for (size, conns) in configs {
             let label = format!("{} x{conns}", if size == 64 { "64 B" } else { "4 KiB" });
             let base = format!("echo/{}/{label}", layout.name());
-            let mut samples: Vec<[Vec<f64>; 5]> = vec![Default::default(); peers.len()];
+            let mut samples: Vec<[Vec<f64>; 6]> = vec![Default::default(); peers.len()];
             for rep in 0..ctx.opts.reps {
                 for (i, peer) in peers.iter().enumerate() {
                     eprintln!("echo {} {label} {peer} rep {}", layout.name(), rep + 1);
@@ -211,7 +211,8 @@ pub fn echo(ctx: &mut Ctx) {
                             samples[i][1].push(r.p50.as_secs_f64() * 1e6);
                             samples[i][2].push(r.p99.as_secs_f64() * 1e6);
                             samples[i][3].push(r.cpu_us_per_op());
-                            samples[i][4].push(r.foreign);
+                            samples[i][4].push(r.system_us_per_op());
+                            samples[i][5].push(r.foreign);
                         }
                         Err(e) => ctx
                             .report
@@ -239,6 +240,11 @@ pub fn echo(ctx: &mut Ctx) {
             rows.push((
                 format!("{label}: server CPU per round trip (µs)"),
                 format!("{base}/cpu"),
+                2,
+            ));
+            rows.push((
+                format!("{label}: of which in the kernel (µs)"),
+                format!("{base}/sys"),
                 2,
             ));
             rows.push((
@@ -290,6 +296,8 @@ struct WrkResult {
     p50_us: f64,
     p99_us: f64,
     cpu_us_per_req: f64,
+    /// The part of `cpu_us_per_req` in the kernel (system time).
+    sys_us_per_req: f64,
     foreign: f64,
 }
 
@@ -343,13 +351,15 @@ fn http_once(ctx: &Ctx, peer: &str, layout: Layout) -> Result<WrkResult, String>
         .arg(format!("http://{}/", server.addr))
         .stdin(Stdio::null());
     prepare_child(&mut wrk, Some(vec![Layout::load_cpu()]));
-    let readings = || -> Result<[Duration; 4], String> {
-        Ok([
-            process_cpu(pid).map_err(|e| e.to_string())?,
-            machine_busy().map_err(|e| e.to_string())?,
-            process_cpu(std::process::id()).map_err(|e| e.to_string())?,
-            children_cpu(),
-        ])
+    let readings = || -> Result<(CpuTimes, [Duration; 3]), String> {
+        Ok((
+            process_times(pid).map_err(|e| e.to_string())?,
+            [
+                machine_busy().map_err(|e| e.to_string())?,
+                process_cpu(std::process::id()).map_err(|e| e.to_string())?,
+                children_cpu(),
+            ],
+        ))
     };
     let before = readings()?;
     let started = Instant::now();
@@ -357,9 +367,10 @@ fn http_once(ctx: &Ctx, peer: &str, layout: Layout) -> Result<WrkResult, String>
     let output = wrk.output().map_err(|e| format!("wrk: {e}"))?;
     let elapsed = started.elapsed();
     let after = readings()?;
-    let delta = |i: usize| after[i].saturating_sub(before[i]);
-    let ours = delta(0) + delta(2) + delta(3);
-    let foreign = foreign_share(delta(1), ours, elapsed);
+    let server_times = after.0.since(before.0);
+    let delta = |i: usize| after.1[i].saturating_sub(before.1[i]);
+    let ours = server_times.total() + delta(1) + delta(2);
+    let foreign = foreign_share(delta(0), ours, elapsed);
     server.check_alive(peer)?;
     if elapsed > Duration::from_secs(secs + 30) {
         return Err("wrk ran far longer than asked".into());
@@ -367,13 +378,14 @@ fn http_once(ctx: &Ctx, peer: &str, layout: Layout) -> Result<WrkResult, String>
     let out = String::from_utf8_lossy(&output.stdout);
     let (requests, per_sec, p50_us, p99_us) =
         parse_wrk(&out).map_err(|e| format!("{peer}: {e}"))?;
-    let cpu = delta(0).as_secs_f64() * 1e6;
+    let per_request = |d: Duration| d.as_secs_f64() * 1e6 / requests.max(1) as f64;
     Ok(WrkResult {
         requests,
         per_sec,
         p50_us,
         p99_us,
-        cpu_us_per_req: cpu / requests.max(1) as f64,
+        cpu_us_per_req: per_request(server_times.total()),
+        sys_us_per_req: per_request(server_times.system),
         foreign,
     })
 }
@@ -405,7 +417,7 @@ pub fn http(ctx: &mut Ctx) {
     );
     for layout in [Layout::Shared, Layout::Split] {
         let base = format!("http/{}", layout.name());
-        let mut samples: Vec<[Vec<f64>; 5]> = vec![Default::default(); peers.len()];
+        let mut samples: Vec<[Vec<f64>; 6]> = vec![Default::default(); peers.len()];
         for rep in 0..ctx.opts.reps {
             for (i, peer) in peers.iter().enumerate() {
                 eprintln!("http {} {peer} rep {}", layout.name(), rep + 1);
@@ -415,7 +427,8 @@ pub fn http(ctx: &mut Ctx) {
                         samples[i][1].push(r.p50_us);
                         samples[i][2].push(r.p99_us);
                         samples[i][3].push(r.cpu_us_per_req);
-                        samples[i][4].push(r.foreign);
+                        samples[i][4].push(r.sys_us_per_req);
+                        samples[i][5].push(r.foreign);
                     }
                     Ok(_) => ctx.report.note(format!(
                         "http {}: {peer} answered no request",
@@ -440,6 +453,11 @@ pub fn http(ctx: &mut Ctx) {
             (
                 "server CPU per request (µs)".to_string(),
                 format!("{base}/cpu"),
+                2,
+            ),
+            (
+                "of which in the kernel (µs)".to_string(),
+                format!("{base}/sys"),
                 2,
             ),
             (

@@ -256,6 +256,61 @@ pub fn goals(report: &Report) -> String {
     s
 }
 
+/// What the split layout's echo figures say about the throughput goals: the server's one core
+/// is saturated there, so throughput is the inverse of CPU per round trip, and coronet's
+/// throughput over a peer's can reach at most the peer's CPU per round trip over coronet's
+/// kernel time per round trip (the ratio with no user-space time at all). Empty when the
+/// split layout was not measured.
+pub fn throughput_bounds(report: &Report) -> String {
+    const GOALS: [(&str, f64); 3] = [("go", 1.3), ("may", 1.2), ("tokio", 1.1)];
+    const CONNS: [u32; 2] = [100, 1000];
+    let median = |key: String| report.get(&key).map(|m| m.median);
+    let base = |conns: u32| format!("echo/split/64 B x{conns}");
+    let mut busy = Vec::new();
+    for conns in CONNS {
+        let (Some(cpu), Some(rps)) = (
+            median(format!("{}/cpu/coronet", base(conns))),
+            median(format!("{}/rps/coronet", base(conns))),
+        ) else {
+            return String::new();
+        };
+        busy.push(format!("{:.2} of the core at x{conns}", cpu * rps / 1e6));
+    }
+    let mut s = format!(
+        "**The echo throughput goals against the kernel's share.** In the split layout the \
+         server has one core, and coronet keeps it busy (CPU per round trip times round trips \
+         per second: {}), so throughput there is the inverse of CPU per round \
+         trip. Most of that CPU is the kernel's loopback TCP work (\"of which in the kernel\" in \
+         the split table below), which no server's own code can avoid. So coronet's throughput \
+         over a peer's can reach at most the peer's CPU per round trip over coronet's kernel \
+         time per round trip, the ratio it would have with no user-space time at all:\n\n\
+         | peer (goal) | x100 | x1000 |\n|---|---|---|\n",
+        busy.join(", ")
+    );
+    for (peer, goal) in GOALS {
+        let _ = write!(s, "| {peer} (≥ {goal:.2}x) |");
+        for conns in CONNS {
+            let bound = median(format!("{}/cpu/{peer}", base(conns)))
+                .zip(median(format!("{}/sys/coronet", base(conns))))
+                .filter(|&(_, sys)| sys > 0.0)
+                .map(|(cpu, sys)| cpu / sys);
+            let cell = match bound {
+                Some(b) if b < goal => format!(" {b:.2}x: out of reach |"),
+                Some(b) => format!(" {b:.2}x |"),
+                None => " – |".to_string(),
+            };
+            s.push_str(&cell);
+        }
+        s.push('\n');
+    }
+    s.push_str(
+        "\nA bound below its goal means that no saving in coronet's own code can meet that goal \
+         in this run: it would take less kernel work per round trip than the same two \
+         syscalls cost.\n",
+    );
+    s
+}
+
 /// The machine: CPU model, cores, kernel.
 pub fn machine() -> (String, usize, String) {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
@@ -291,6 +346,36 @@ pub fn today() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn throughput_bounds_divide_peer_cpu_by_coronet_kernel_time() {
+        let mut report = Report::default();
+        assert_eq!(
+            throughput_bounds(&report),
+            "",
+            "nothing measured, nothing said"
+        );
+        for conns in [100, 1000] {
+            let base = format!("echo/split/64 B x{conns}");
+            report.put(format!("{base}/cpu/coronet"), &[5.0]);
+            report.put(format!("{base}/rps/coronet"), &[200_000.0]);
+            report.put(format!("{base}/sys/coronet"), &[4.0]);
+            report.put(format!("{base}/cpu/go"), &[6.0]);
+            report.put(format!("{base}/cpu/tokio"), &[4.2]);
+        }
+        let text = throughput_bounds(&report);
+        assert!(
+            text.contains("1.00 of the core at x100, 1.00 of the core at x1000"),
+            "{text}"
+        );
+        // go: 6.0 / 4.0 = 1.5 >= 1.3, reachable; tokio: 4.2 / 4.0 = 1.05 < 1.1.
+        assert!(text.contains("| go (≥ 1.30x) | 1.50x | 1.50x |"), "{text}");
+        assert!(
+            text.contains("| tokio (≥ 1.10x) | 1.05x: out of reach | 1.05x: out of reach |"),
+            "{text}"
+        );
+        assert!(text.contains("| may (≥ 1.20x) | – | – |"), "{text}");
+    }
 
     #[test]
     fn ratio_divides_medians() {

@@ -102,6 +102,33 @@ pub fn clock_ticks_per_sec() -> f64 {
 /// CPU time (user + system) consumed so far by process `pid`, all threads included, from
 /// /proc/PID/stat fields 14 and 15.
 pub fn process_cpu(pid: u32) -> io::Result<Duration> {
+    let times = process_times(pid)?;
+    Ok(times.user + times.system)
+}
+
+/// A process's CPU time so far, in user space and in the kernel.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuTimes {
+    pub user: Duration,
+    pub system: Duration,
+}
+
+impl CpuTimes {
+    /// The time spent between `earlier` and `self`.
+    pub fn since(self, earlier: CpuTimes) -> CpuTimes {
+        CpuTimes {
+            user: self.user.saturating_sub(earlier.user),
+            system: self.system.saturating_sub(earlier.system),
+        }
+    }
+
+    pub fn total(self) -> Duration {
+        self.user + self.system
+    }
+}
+
+/// [`process_cpu`], split into user time (field 14) and system time (field 15).
+pub fn process_times(pid: u32) -> io::Result<CpuTimes> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // The command name (field 2) may contain spaces; the fields after its ')' are fixed.
     let rest = stat
@@ -110,16 +137,17 @@ pub fn process_cpu(pid: u32) -> io::Result<Duration> {
         .ok_or_else(|| io::Error::other("malformed /proc/PID/stat"))?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // rest starts at field 3 (state): utime is field 14, stime field 15.
-    let ticks = |i: usize| -> io::Result<u64> {
+    let ticks = |i: usize| -> io::Result<Duration> {
         fields
             .get(i - 3)
-            .and_then(|s| s.parse().ok())
+            .and_then(|s| s.parse::<u64>().ok())
+            .map(|t| Duration::from_secs_f64(t as f64 / clock_ticks_per_sec()))
             .ok_or_else(|| io::Error::other("malformed /proc/PID/stat"))
     };
-    let total = ticks(14)? + ticks(15)?;
-    Ok(Duration::from_secs_f64(
-        total as f64 / clock_ticks_per_sec(),
-    ))
+    Ok(CpuTimes {
+        user: ticks(14)?,
+        system: ticks(15)?,
+    })
 }
 
 /// Pins the calling thread (and the threads it creates afterwards) to `cpus`.
