@@ -243,10 +243,15 @@ pub fn goals(report: &Report) -> String {
                 };
                 let verdict = if pass {
                     "PASS".to_string()
-                } else if g.at_least {
-                    format!("MISS (by {:.0}%)", (1.0 - v / g.limit) * 100.0)
                 } else {
-                    format!("MISS (by {:.0}%)", (v / g.limit - 1.0) * 100.0)
+                    let by = if g.at_least {
+                        (1.0 - v / g.limit) * 100.0
+                    } else {
+                        (v / g.limit - 1.0) * 100.0
+                    };
+                    // A miss under 1 % keeps a decimal: "by 0%" would read as a pass.
+                    let decimals = if by < 1.0 { 1 } else { 0 };
+                    format!("MISS (by {by:.decimals$}%)")
                 };
                 (format!("{v:.2}{}", g.unit), verdict)
             }
@@ -375,6 +380,18 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("| may (≥ 1.20x) | – | – |"), "{text}");
+    }
+
+    #[test]
+    fn a_miss_under_one_percent_keeps_a_decimal() {
+        let mut report = Report::default();
+        report.put("http/split/cpu/coronet".into(), &[5.12]);
+        report.put("http/split/cpu/tokio".into(), &[5.11]);
+        report.put("http/shared/cpu/coronet".into(), &[6.0]);
+        report.put("http/shared/cpu/tokio".into(), &[5.0]);
+        let table = goals(&report);
+        assert!(table.contains("| 1.00x | MISS (by 0.2%) |"), "{table}");
+        assert!(table.contains("| 1.20x | MISS (by 20%) |"), "{table}");
     }
 
     #[test]
