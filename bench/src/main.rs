@@ -317,9 +317,12 @@ raise `vm.max_map_count` for the parked-coroutine counts that need it (it restor
 
 - **Servers are processes.** The harness re-executes itself (`coronet-bench serve <peer>
   <echo|http> <addr> <workers>`) or runs the Go binary, so each server's CPU time is read from
-  /proc/PID/stat (utime + stime) at both ends of the measured window. On a small machine the
-  load generator saturates before the server does, so **server CPU per request is the honest
-  figure**; throughput and latency are reported too.
+  /proc/PID/stat (utime + stime, and stime alone as "of which in the kernel") at both ends of
+  the measured window. On a small machine throughput says more about the machine than about
+  the server: in the shared layout the load generator and the server share a core, in the
+  split layout the server's one core is saturated and most of its time is the kernel's TCP
+  work (see the bounds under the goals). So **server CPU per request is the honest figure**;
+  throughput and latency are reported too.
 - **Same conditions for every peer**: the same worker count (GOMAXPROCS for Go, worker
   threads for tokio and may, epoll threads for the epoll loop; threads has a thread per
   connection), a fresh server per measurement, peers alternating within every repetition,
