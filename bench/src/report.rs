@@ -310,8 +310,9 @@ pub fn throughput_bounds(report: &Report) -> String {
     }
     s.push_str(
         "\nA bound below its goal means that no saving in coronet's own code can meet that goal \
-         in this run: it would take less kernel work per round trip than the same two \
-         syscalls cost.\n",
+         in this run while a round trip costs one `recv` and one `send`, as it does for every \
+         readiness-based server here: it would take less kernel work per round trip than \
+         those two system calls cost.\n",
     );
     s
 }
