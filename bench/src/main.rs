@@ -283,7 +283,7 @@ fn document(ctx: &Ctx, goals: &str, took: std::time::Duration, load: &str) -> St
         tool_version("wrk", "--version"),
     ));
     doc.push_str(METHOD);
-    doc.push_str("\n## Goals\n\nNever asserted, only reported. A ratio is coronet's median over the peer's.\n\n");
+    doc.push_str("\n## Goals\n\nNever asserted, only reported. A ratio is coronet's median over the peer's. A verdict marked \"disturbed\" names an input whose median lies more than 20 % from its best repetition (the lowest time, the highest throughput): most of its repetitions met a slow stretch of the machine, so that verdict is the machine's.\n\n");
     doc.push_str(goals);
     doc.push('\n');
     for section in &ctx.report.sections {

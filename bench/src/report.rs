@@ -121,11 +121,55 @@ struct Goal {
     /// true: PASS when value >= limit; false: PASS when value <= limit.
     at_least: bool,
     unit: &'static str,
+    /// The ratio's inputs whose median a disturbed machine moved ([`disturbed`]), as
+    /// "who min–max", printed beside the verdict.
+    disturbed: Vec<String>,
+}
+
+impl Goal {
+    /// coronet's median at `coronet_key` over the peer's at `peer_key`. Higher is better
+    /// exactly when the goal is a floor (`at_least`): throughput; times and CPU are ceilings.
+    fn ratio(
+        report: &Report,
+        what: String,
+        (coronet_key, peer_key, peer): (&str, &str, &str),
+        limit: f64,
+        at_least: bool,
+    ) -> Goal {
+        let disturbed = [("coronet", coronet_key), (peer, peer_key)]
+            .into_iter()
+            .filter_map(|(who, key)| {
+                let m = report.get(key)?;
+                disturbed(m, at_least).then(|| format!("{who} {:.2}–{:.2}", m.min, m.max))
+            })
+            .collect();
+        Goal {
+            what,
+            value: ratio_of(report, coronet_key, peer_key),
+            limit,
+            at_least,
+            unit: "x",
+            disturbed,
+        }
+    }
 }
 
 fn ratio_of(report: &Report, a: &str, b: &str) -> Option<f64> {
     let (a, b) = (report.get(a)?, report.get(b)?);
     (b.median > 0.0).then(|| a.median / b.median)
+}
+
+/// Whether most repetitions of a measurement lie more than 20 % from its best one (the
+/// lowest time, or the highest throughput when `higher_is_better`): then the median measures
+/// a slow stretch of the machine, not the code. One slow repetition does not count; the
+/// median is robust to it.
+fn disturbed(m: Measure, higher_is_better: bool) -> bool {
+    const SPREAD: f64 = 1.2;
+    if higher_is_better {
+        m.median > 0.0 && m.max / m.median > SPREAD
+    } else {
+        m.min > 0.0 && m.median / m.min > SPREAD
+    }
 }
 
 /// The goals, each with its measured value and PASS/MISS. Never asserted.
@@ -135,31 +179,29 @@ pub fn goals(report: &Report) -> String {
         for conns in [100, 1000] {
             let base = format!("echo/{layout}/64 B x{conns}");
             for (peer, limit) in [("go", 1.3), ("may", 1.2), ("tokio", 1.1)] {
-                goals.push(Goal {
-                    what: format!("echo 64 B x{conns} ({layout}): throughput coronet / {peer}"),
-                    value: ratio_of(
-                        report,
+                goals.push(Goal::ratio(
+                    report,
+                    format!("echo 64 B x{conns} ({layout}): throughput coronet / {peer}"),
+                    (
                         &format!("{base}/rps/coronet"),
                         &format!("{base}/rps/{peer}"),
+                        peer,
                     ),
                     limit,
-                    at_least: true,
-                    unit: "x",
-                });
+                    true,
+                ));
             }
-            goals.push(Goal {
-                what: format!(
-                    "echo 64 B x{conns} ({layout}): server CPU per round trip coronet / epoll"
-                ),
-                value: ratio_of(
-                    report,
+            goals.push(Goal::ratio(
+                report,
+                format!("echo 64 B x{conns} ({layout}): server CPU per round trip coronet / epoll"),
+                (
                     &format!("{base}/cpu/coronet"),
                     &format!("{base}/cpu/epoll"),
+                    "epoll",
                 ),
-                limit: 1.05,
-                at_least: false,
-                unit: "x",
-            });
+                1.05,
+                false,
+            ));
         }
     }
     goals.push(Goal {
@@ -170,19 +212,20 @@ pub fn goals(report: &Report) -> String {
         limit: 15.0,
         at_least: false,
         unit: " ms",
+        disturbed: Vec::new(),
     });
     for layout in ["shared", "split"] {
-        goals.push(Goal {
-            what: format!("HTTP hello x100 ({layout}): server CPU per request coronet / tokio"),
-            value: ratio_of(
-                report,
+        goals.push(Goal::ratio(
+            report,
+            format!("HTTP hello x100 ({layout}): server CPU per request coronet / tokio"),
+            (
                 &format!("http/{layout}/cpu/coronet"),
                 &format!("http/{layout}/cpu/tokio"),
+                "tokio",
             ),
-            limit: 1.0,
-            at_least: false,
-            unit: "x",
-        });
+            1.0,
+            false,
+        ));
     }
     for (key, what) in [
         ("rt/spawn", "spawn+join time per coroutine coronet / Go"),
@@ -196,13 +239,13 @@ pub fn goals(report: &Report) -> String {
             "channel ping-pong, 2 workers, coronet / Go",
         ),
     ] {
-        goals.push(Goal {
-            what: what.into(),
-            value: ratio_of(report, &format!("{key}/coronet"), &format!("{key}/go")),
-            limit: 0.5,
-            at_least: false,
-            unit: "x",
-        });
+        goals.push(Goal::ratio(
+            report,
+            what.into(),
+            (&format!("{key}/coronet"), &format!("{key}/go"), "go"),
+            0.5,
+            false,
+        ));
     }
     for n in ["100000", "1000000"] {
         goals.push(Goal {
@@ -213,6 +256,7 @@ pub fn goals(report: &Report) -> String {
             limit: 4.5,
             at_least: false,
             unit: " KiB",
+            disturbed: Vec::new(),
         });
     }
     goals.push(Goal {
@@ -223,6 +267,7 @@ pub fn goals(report: &Report) -> String {
         limit: 2.0,
         at_least: false,
         unit: " s",
+        disturbed: Vec::new(),
     });
 
     let mut s = String::from("| goal | limit | measured | verdict |\n|---|---|---|---|\n");
@@ -255,6 +300,11 @@ pub fn goals(report: &Report) -> String {
                 };
                 (format!("{v:.2}{}", g.unit), verdict)
             }
+        };
+        let verdict = if g.disturbed.is_empty() || g.value.is_none() {
+            verdict
+        } else {
+            format!("{verdict}, disturbed: {}", g.disturbed.join("; "))
         };
         let _ = writeln!(s, "| {} | {limit} | {value} | {verdict} |", g.what);
     }
@@ -393,6 +443,36 @@ mod tests {
         let table = goals(&report);
         assert!(table.contains("| 1.00x | MISS (by 0.2%) |"), "{table}");
         assert!(table.contains("| 1.20x | MISS (by 20%) |"), "{table}");
+    }
+
+    #[test]
+    fn a_verdict_says_when_a_disturbed_machine_moved_a_median() {
+        let mut report = Report::default();
+        // Run 29's spawn+join: Go's median four times its best repetition.
+        report.put("rt/spawn/coronet".into(), &[133.4, 147.9, 161.8]);
+        report.put("rt/spawn/go".into(), &[131.0, 550.7, 573.2]);
+        // One slow repetition of five leaves the median alone: not flagged.
+        report.put("rt/yield/coronet".into(), &[9.2, 9.4, 9.4, 9.6, 30.0]);
+        report.put("rt/yield/go".into(), &[71.2, 72.6, 72.6, 73.7, 200.0]);
+        // Throughput: higher is better, so a slow stretch shows as a median under the best.
+        report.put(
+            "echo/split/64 B x100/rps/coronet".into(),
+            &[200.0, 210.0, 212.0],
+        );
+        report.put(
+            "echo/split/64 B x100/rps/tokio".into(),
+            &[150.0, 160.0, 207.0],
+        );
+        let table = goals(&report);
+        assert!(
+            table.contains("| 0.27x | PASS, disturbed: go 131.00–573.20 |"),
+            "{table}"
+        );
+        assert!(table.contains("| 0.13x | PASS |"), "{table}");
+        assert!(
+            table.contains("| 1.31x | PASS, disturbed: tokio 150.00–207.00 |"),
+            "{table}"
+        );
     }
 
     #[test]
