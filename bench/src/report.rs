@@ -140,7 +140,7 @@ impl Goal {
             .into_iter()
             .filter_map(|(who, key)| {
                 let m = report.get(key)?;
-                disturbed(m, at_least).then(|| format!("{who} {:.2}–{:.2}", m.min, m.max))
+                disturbed(m, at_least).then(|| format!("{who} {}–{}", figure(m.min), figure(m.max)))
             })
             .collect();
         Goal {
@@ -157,6 +157,16 @@ impl Goal {
 fn ratio_of(report: &Report, a: &str, b: &str) -> Option<f64> {
     let (a, b) = (report.get(a)?, report.get(b)?);
     (b.median > 0.0).then(|| a.median / b.median)
+}
+
+/// A figure as the tables print it: whole numbers from 100 up (throughput, nanoseconds),
+/// two decimals below (microseconds, ratios).
+fn figure(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
 }
 
 /// Whether most repetitions of a measurement lie more than 20 % from its best one (the
@@ -465,12 +475,12 @@ mod tests {
         );
         let table = goals(&report);
         assert!(
-            table.contains("| 0.27x | PASS, disturbed: go 131.00–573.20 |"),
+            table.contains("| 0.27x | PASS, disturbed: go 131–573 |"),
             "{table}"
         );
         assert!(table.contains("| 0.13x | PASS |"), "{table}");
         assert!(
-            table.contains("| 1.31x | PASS, disturbed: tokio 150.00–207.00 |"),
+            table.contains("| 1.31x | PASS, disturbed: tokio 150–207 |"),
             "{table}"
         );
     }
