@@ -413,6 +413,11 @@ pub fn today() -> String {
 mod tests {
     use super::*;
 
+    /// Fails with the whole text, so that a changed wording shows at once.
+    fn assert_contains(text: &str, needle: &str) {
+        assert!(text.contains(needle), "{needle:?} is not in:\n{text}");
+    }
+
     #[test]
     fn throughput_bounds_divide_peer_cpu_by_coronet_kernel_time() {
         let mut report = Report::default();
@@ -430,17 +435,14 @@ mod tests {
             report.put(format!("{base}/cpu/tokio"), &[4.2]);
         }
         let text = throughput_bounds(&report);
-        assert!(
-            text.contains("1.00 of the core at x100, 1.00 of the core at x1000"),
-            "{text}"
-        );
+        assert_contains(&text, "1.00 of the core at x100, 1.00 of the core at x1000");
         // go: 6.0 / 4.0 = 1.5 >= 1.3, reachable; tokio: 4.2 / 4.0 = 1.05 < 1.1.
-        assert!(text.contains("| go (≥ 1.30x) | 1.50x | 1.50x |"), "{text}");
-        assert!(
-            text.contains("| tokio (≥ 1.10x) | 1.05x: out of reach | 1.05x: out of reach |"),
-            "{text}"
+        assert_contains(&text, "| go (≥ 1.30x) | 1.50x | 1.50x |");
+        assert_contains(
+            &text,
+            "| tokio (≥ 1.10x) | 1.05x: out of reach | 1.05x: out of reach |",
         );
-        assert!(text.contains("| may (≥ 1.20x) | – | – |"), "{text}");
+        assert_contains(&text, "| may (≥ 1.20x) | – | – |");
     }
 
     #[test]
@@ -451,8 +453,8 @@ mod tests {
         report.put("http/shared/cpu/coronet".into(), &[6.0]);
         report.put("http/shared/cpu/tokio".into(), &[5.0]);
         let table = goals(&report);
-        assert!(table.contains("| 1.00x | MISS (by 0.2%) |"), "{table}");
-        assert!(table.contains("| 1.20x | MISS (by 20%) |"), "{table}");
+        assert_contains(&table, "| 1.00x | MISS (by 0.2%) |");
+        assert_contains(&table, "| 1.20x | MISS (by 20%) |");
     }
 
     #[test]
@@ -474,15 +476,9 @@ mod tests {
             &[150.0, 160.0, 207.0],
         );
         let table = goals(&report);
-        assert!(
-            table.contains("| 0.27x | PASS, disturbed: go 131–573 |"),
-            "{table}"
-        );
-        assert!(table.contains("| 0.13x | PASS |"), "{table}");
-        assert!(
-            table.contains("| 1.31x | PASS, disturbed: tokio 150–207 |"),
-            "{table}"
-        );
+        assert_contains(&table, "| 0.27x | PASS, disturbed: go 131–573 |");
+        assert_contains(&table, "| 0.13x | PASS |");
+        assert_contains(&table, "| 1.31x | PASS, disturbed: tokio 150–207 |");
     }
 
     #[test]
