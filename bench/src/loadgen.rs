@@ -211,8 +211,8 @@ pub fn run(load: &EchoLoad) -> io::Result<EchoResult> {
         match window {
             None => {
                 if unanswered == 0 && now >= start + load.warmup {
-                    let (server, [machine, this]) = readings()?;
-                    window = Some((now, now + load.duration, server, [machine, this]));
+                    let (server, others) = readings()?;
+                    window = Some((now, now + load.duration, server, others));
                 } else if now >= start + WARMUP_TIMEOUT {
                     return Err(io::Error::other(format!(
                         "warm-up timed out: {unanswered} of {} connections never answered",

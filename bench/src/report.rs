@@ -182,13 +182,16 @@ fn disturbed(m: Measure, higher_is_better: bool) -> bool {
     }
 }
 
+/// The echo throughput goals: coronet's round trips/s at least this many times each peer's.
+const THROUGHPUT_GOALS: [(&str, f64); 3] = [("go", 1.3), ("may", 1.2), ("tokio", 1.1)];
+
 /// The issue's goals, each with its measured value and PASS/MISS. Never asserted.
 pub fn goals(report: &Report) -> String {
     let mut goals = Vec::new();
     for layout in ["shared", "split"] {
         for conns in [100, 1000] {
             let base = format!("echo/{layout}/64 B x{conns}");
-            for (peer, limit) in [("go", 1.3), ("may", 1.2), ("tokio", 1.1)] {
+            for (peer, limit) in THROUGHPUT_GOALS {
                 goals.push(Goal::ratio(
                     report,
                     format!("echo 64 B x{conns} ({layout}): throughput coronet / {peer}"),
@@ -327,7 +330,6 @@ pub fn goals(report: &Report) -> String {
 /// kernel time per round trip (the ratio with no user-space time at all). Empty when the
 /// split layout was not measured.
 pub fn throughput_bounds(report: &Report) -> String {
-    const GOALS: [(&str, f64); 3] = [("go", 1.3), ("may", 1.2), ("tokio", 1.1)];
     const CONNS: [u32; 2] = [100, 1000];
     let median = |key: String| report.get(&key).map(|m| m.median);
     let base = |conns: u32| format!("echo/split/64 B x{conns}");
@@ -352,7 +354,7 @@ pub fn throughput_bounds(report: &Report) -> String {
          | peer (goal) | x100 | x1000 |\n|---|---|---|\n",
         busy.join(", ")
     );
-    for (peer, goal) in GOALS {
+    for (peer, goal) in THROUGHPUT_GOALS {
         let _ = write!(s, "| {peer} (≥ {goal:.2}x) |");
         for conns in CONNS {
             let bound = median(format!("{}/cpu/{peer}", base(conns)))
